@@ -1,0 +1,122 @@
+"""The `ganneal` command line. Thin: parse, compose, call. Heavy imports happen only inside commands."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    help="ganneal: GAN experiments with variational annealing (Tao et al., 2019) and boundary-seeking "
+    "GANs (Hjelm et al., 2018).",
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """ganneal: GAN experiments with variational annealing and boundary-seeking GANs."""
+
+
+OVERRIDES_HELP = "Hydra overrides, e.g. divergence=rkl anneal=oa train.steps=2000 (sweeps with -m: seed=0,1,2)."
+
+
+def fail(message: str, code: int = 2) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _split_resume(overrides: list[str]) -> tuple[Optional[str], list[str]]:
+    resume = [o for o in overrides if o.startswith("resume=")]
+    rest = [o for o in overrides if not o.startswith("resume=")]
+    return (resume[-1].split("=", 1)[1] or None) if resume else None, rest
+
+
+def _resume(run_dir: str, overrides: list[str]) -> int:
+    from omegaconf import OmegaConf
+
+    from gan_anneal.config import check_values
+    from gan_anneal.errors import UserError
+    from gan_anneal.results.rundir import RunDir
+    from gan_anneal.runner import EXIT_CODES, run_training
+
+    run = RunDir(run_dir)
+    if not run.exists():
+        fail(f"'{run_dir}' is not a run directory (no config.yaml there). Pass the folder `ganneal train` printed.")
+    cfg = run.read_config()
+    try:
+        OmegaConf.set_struct(cfg, True)
+        cfg.merge_with_dotlist(overrides)  # e.g. train.steps=5000 to extend a finished run
+        check_values(cfg)
+    except UserError as error:
+        fail(str(error))
+    except Exception as error:
+        fail(f"cannot apply {overrides} to the run's config: {error}")
+    if run.read_summary().get("status") == "done" and run.read_summary().get("steps") == cfg.train.steps:
+        fail(f"{run_dir} already finished its {cfg.train.steps} steps; extend it with train.steps=<more>.", 0)
+    return EXIT_CODES[run_training(cfg, run.path, resume=True)]
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(
+    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    multirun: bool = typer.Option(False, "--multirun", "-m", help="Run a sweep through Hydra's launcher."),
+    cfg: Optional[str] = typer.Option(None, "--cfg", "-c", help="Print the composed config (job|hydra|all) and exit."),
+    resolve: bool = typer.Option(False, "--resolve", help="With --cfg: resolve interpolations."),
+) -> None:
+    """Train a GAN. [dim]Examples: ganneal train · ganneal train divergence=rkl anneal=oa ·
+    ganneal train -m seed=0,1,2 · ganneal train resume=runs/<run>[/]"""
+    from gan_anneal.config import validate_cli_overrides
+    from gan_anneal.errors import UserError
+
+    overrides = list(overrides or [])
+    resume, overrides = _split_resume(overrides)
+    if resume:
+        raise typer.Exit(_resume(resume, overrides))
+    try:
+        validate_cli_overrides(overrides, multirun)
+    except UserError as error:
+        fail(str(error))
+
+    from gan_anneal.hydra_app import OUTCOMES, hydra_train
+    from gan_anneal.runner import EXIT_CODES
+
+    argv = ["ganneal"]
+    if multirun:
+        argv.append("--multirun")
+    if cfg:
+        argv += ["--cfg", cfg] + (["--resolve"] if resolve else [])
+    saved_argv, sys.argv = sys.argv, argv + overrides
+    try:
+        hydra_train()
+    finally:
+        sys.argv = saved_argv
+    if cfg:
+        return
+    if multirun:
+        _report_sweep(OUTCOMES)
+    raise typer.Exit(max((EXIT_CODES[o] for o in OUTCOMES), default=0) if not multirun else
+                     (1 if any(o != "done" for o in OUTCOMES) else 0))
+
+
+def _report_sweep(outcomes: list[str]) -> None:
+    from collections import Counter
+
+    from rich.console import Console
+
+    counts = Counter(outcomes)
+    Console().print("sweep finished: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Config composition (Hydra) and the typed schema that catches wrong types at compose time.
+
+This module imports no torch: every bad-input path goes through it and must stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
+
+from gan_anneal.errors import UserError
+
+CONF_DIR = (Path(__file__).resolve().parent / "conf").as_posix()
+
+
+@dataclass
+class TrainSchema:
+    steps: int = 2000
+    batch_size: int = 256
+    n_critic: int = 1
+    g_steps: int = 1
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    eval_samples: int = 10000
+    progress: bool = True
+
+
+@dataclass
+class OptimSchema:
+    lr_g: float = 1e-3
+    lr_d: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    decay: str = "none"
+
+
+@dataclass
+class MetricsSchema:
+    mode_min_share: float = 0.2
+
+
+@dataclass
+class Schema:
+    seed: int = 0
+    resume: Optional[str] = None
+    train: TrainSchema = field(default_factory=TrainSchema)
+    optim: OptimSchema = field(default_factory=OptimSchema)
+    metrics: MetricsSchema = field(default_factory=MetricsSchema)
+    dataset: Any = MISSING
+    model: Any = MISSING
+    divergence: Any = MISSING
+    regularizer: Any = MISSING
+    anneal: Any = MISSING
+    score: Any = MISSING
+    device: Any = MISSING
+
+
+ConfigStore.instance().store(name="ganneal_schema", node=Schema)
+
+POSITIVE_TRAIN_KEYS = ("steps", "batch_size", "n_critic", "g_steps", "log_every", "checkpoint_every",
+                       "eval_samples")
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Range checks a type system cannot express."""
+    for key in POSITIVE_TRAIN_KEYS:
+        if cfg.train[key] < 1:
+            raise UserError(f"train.{key} must be a positive integer, got {cfg.train[key]}.")
+    if cfg.train.sample_every < 0:
+        raise UserError(f"train.sample_every must be ≥ 0 (0 turns snapshots off), got {cfg.train.sample_every}.")
+    if cfg.optim.decay not in ("none", "linear"):
+        raise UserError(f"optim.decay must be 'none' or 'linear', got '{cfg.optim.decay}'.")
+    if cfg.optim.lr_g <= 0 or cfg.optim.lr_d <= 0:
+        raise UserError("optim.lr_g and optim.lr_d must be positive.")
+
+
+def _explain(error: Exception) -> str:
+    text = str(error).strip()
+    for noise in ("\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.",):
+        text = text.replace(noise, "")
+    return text
+
+
+def compose(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
+    """Compose the config as `ganneal train` would, raising UserError with Hydra's message on bad input."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+    except Exception as error:  # Hydra and OmegaConf raise many types; all are the user's input here
+        raise UserError(_explain(error)) from None
+    finally:
+        GlobalHydra.instance().clear()
+    check_values(cfg)
+    return cfg
+
+
+def sweep_choices(overrides: list[str]) -> list[list[str]]:
+    """Expand sweep syntax (a=1,2 · range() · glob()) into one list of overrides per value to check.
+
+    Every value of every swept key is checked once, against the first value of the other keys, so a
+    42-job grid is validated in a few compositions rather than 42.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except Exception as error:
+        raise UserError(_explain(error)) from None
+    expanded = []
+    for override in parsed:
+        if override.is_sweep_override():
+            values = [f"{override.get_key_element()}={v}" for v in override.sweep_string_iterator()]
+        else:
+            values = [override.input_line]
+        expanded.append(values)
+    firsts = [values[0] for values in expanded]
+    checks = [firsts]
+    for i, values in enumerate(expanded):
+        for value in values[1:]:
+            checks.append(firsts[:i] + [value] + firsts[i + 1:])
+    return checks
+
+
+def first_writable_problem(directory: str) -> str | None:
+    """Why `directory` cannot be created and written, or None if it can."""
+    path = Path(directory).expanduser().absolute()
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"'{probe}' exists and is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"'{probe}' is not writable"
+    return None
+
+
+def validate_cli_overrides(overrides: list[str], multirun: bool) -> DictConfig:
+    """Compose every configuration a `train` call would run; return the first one's full config."""
+    checks = sweep_choices(overrides) if multirun else [list(overrides)]
+    first = None
+    for check in checks:
+        cfg = compose(check, return_hydra_config=True)
+        first = first or cfg
+    out_dir = first.hydra.sweep.dir if multirun else first.hydra.run.dir
+    problem = first_writable_problem(out_dir)
+    if problem:
+        raise UserError(f"Cannot write the run directory {out_dir}: {problem}. "
+                        "Choose another with hydra.run.dir=... (or hydra.sweep.dir=... with -m).")
+    return first
+
+

@@ -1,0 +1,16 @@
+"""Datasets and targets, built by name from the `dataset` config group."""
+
+from __future__ import annotations
+
+from gan_anneal.data.targets import Target, gauss1d, grid, ring
+from gan_anneal.registry import Registry
+
+DATASETS: Registry[Target] = Registry("dataset")
+DATASETS.register("ring8")(ring)
+DATASETS.register("grid25")(grid)
+DATASETS.register("gauss1d")(gauss1d)
+
+
+def build_dataset(settings: dict) -> Target:
+    settings = dict(settings)
+    return DATASETS.build(settings.pop("name"), **settings)

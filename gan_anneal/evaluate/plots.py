@@ -1,0 +1,58 @@
+"""Pictures of samples against the target density (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from gan_anneal.data.targets import Target
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def density_grid(target: Target, resolution: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+    lo, hi = target.box
+    axis = torch.linspace(lo, hi, resolution)
+    xx, yy = torch.meshgrid(axis, axis, indexing="xy")
+    points = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
+    with torch.no_grad():
+        density = target.log_prob(points).exp().reshape(resolution, resolution)
+    return axis, density
+
+
+def draw_samples(ax, target: Target, samples: torch.Tensor, title: str = "") -> None:
+    samples = samples.detach().cpu()
+    lo, hi = target.box
+    if samples.shape[1] == 1:
+        axis = torch.linspace(lo, hi, 400)
+        with torch.no_grad():
+            density = target.log_prob(axis[:, None]).exp()
+        ax.hist(samples[:, 0].numpy(), bins=80, range=(lo, hi), density=True, alpha=0.6, label="model")
+        ax.plot(axis.numpy(), density.numpy(), color="black", lw=1.5, label="target")
+        ax.legend(loc="upper right", fontsize=8)
+    else:
+        axis, density = density_grid(target)
+        ax.imshow(density.numpy(), extent=(lo, hi, lo, hi), origin="lower", cmap="Blues", aspect="equal")
+        shown = samples[:2000]
+        ax.scatter(shown[:, 0].numpy(), shown[:, 1].numpy(), s=2, c="tab:red", alpha=0.5)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+    ax.set_title(title, fontsize=9)
+
+
+def save_sample_plot(target: Target, samples: torch.Tensor, path: Path, title: str = "") -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    draw_samples(ax, target, samples, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

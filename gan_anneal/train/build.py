@@ -1,0 +1,112 @@
+"""Everything a training step needs, built from the composed config before the loop starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from gan_anneal.config import check_values
+from gan_anneal.data import build_dataset
+from gan_anneal.data.targets import Target
+from gan_anneal.errors import UserError
+from gan_anneal.models import build_models
+from gan_anneal.objectives.divergences import Divergence, build_divergence
+from gan_anneal.objectives.regularizers import (
+    EnergyRegularizer,
+    EntropyRegularizer,
+    LikelihoodRegularizer,
+    Regularizer,
+)
+from gan_anneal.objectives.schedules import Schedule, build_schedule
+from gan_anneal.score.dsm import (
+    OnlineDenoisingScore,
+    build_score_network,
+    default_cache_dir,
+    pretrained_data_score,
+)
+from gan_anneal.score.exact import ExactScore
+
+
+def resolve_device(settings: DictConfig) -> torch.device:
+    name = settings.name
+    if settings.get("threads"):
+        torch.set_num_threads(int(settings.threads))
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device=cuda was asked for, but PyTorch sees no CUDA device here. Use device=cpu or device=auto.")
+    return torch.device(name)
+
+
+def as_dict(node: DictConfig) -> dict:
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def build_data_score(cfg: DictConfig, target: Target, data_shape, device, log):
+    settings = as_dict(cfg.score)
+    name = settings.pop("name")
+    if name == "exact":
+        if not hasattr(target, "log_prob"):
+            raise UserError(f"score=exact needs an analytic density, and dataset '{cfg.dataset.name}' has none. "
+                            "Use score=dsm.")
+        return ExactScore(target.log_prob)
+    if name == "dsm":
+        cache_dir = settings.pop("cache_dir", None) or default_cache_dir()
+        spec = {"dataset": as_dict(cfg.dataset), **settings}
+        return pretrained_data_score(target.sample, data_shape, spec, Path(cache_dir), device, log)
+    raise UserError(f"Unknown score '{name}'. Valid choices: exact, dsm.")
+
+
+def build_regularizer(cfg: DictConfig, target: Target, data_shape, device, log) -> Regularizer:
+    name = cfg.regularizer.name
+    if cfg.anneal.name == "none" or name == "none":
+        return Regularizer()
+    negative = cfg.anneal.get("negative", "symmetric")
+    if name == "likelihood":
+        return LikelihoodRegularizer(build_data_score(cfg, target, data_shape, device, log), negative)
+    if name == "energy":
+        return EnergyRegularizer(ExactScore(target.log_prob), negative)
+    if name == "entropy":
+        ms = cfg.regularizer.model_score
+        net = build_score_network(data_shape, ms.hidden, ms.depth).to(device)
+        return EntropyRegularizer(OnlineDenoisingScore(net, ms.sigma, ms.lr), negative)
+    raise UserError(f"Unknown regularizer '{name}'. Valid choices: none, likelihood, entropy, energy.")
+
+
+@dataclass
+class Experiment:
+    cfg: DictConfig
+    device: torch.device
+    target: Target
+    generator: nn.Module
+    critic: nn.Module
+    divergence: Divergence
+    regularizer: Regularizer
+    schedule: Schedule
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    data_shape: tuple[int, ...]
+
+
+def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Experiment:
+    check_values(cfg)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    target = build_dataset(as_dict(cfg.dataset)).to(device)
+    data_shape = tuple(target.sample(1).shape[1:])
+    generator, critic = build_models(as_dict(cfg.model), data_shape)
+    generator, critic = generator.to(device), critic.to(device)
+    divergence = build_divergence(as_dict(cfg.divergence))
+    schedule = build_schedule(as_dict(cfg.anneal))
+    regularizer = build_regularizer(cfg, target, data_shape, device, log)
+    o = cfg.optim
+    betas = tuple(o.betas)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=o.lr_g, betas=betas)
+    opt_d = torch.optim.Adam(critic.parameters(), lr=o.lr_d, betas=betas)
+    return Experiment(cfg, device, target, generator, critic, divergence, regularizer, schedule, opt_g, opt_d,
+                      data_shape)

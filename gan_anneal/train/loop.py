@@ -1,0 +1,201 @@
+"""The training loop: critic step(s), generator step(s), then logging, pictures and checkpoints on their
+own cadences. It never looks at a divergence's or schedule's name: everything comes built in `Experiment`."""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from contextlib import contextmanager
+from typing import Callable
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from gan_anneal.evaluate.plots import save_sample_plot
+from gan_anneal.evaluate.toy import toy_metrics
+from gan_anneal.results.rundir import RunDir, package_versions
+from gan_anneal.train.build import Experiment
+from gan_anneal.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the run is marked `diverged` and the last good checkpoint kept."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGINT/SIGTERM: a checkpoint was written and the run can be resumed."""
+
+
+@contextmanager
+def stop_on_signals(flag: dict):
+    """Turn SIGINT/SIGTERM into a flag the loop checks between steps, so the checkpoint is consistent."""
+
+    def handler(signum, frame):
+        if flag.get("stop"):  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        flag["stop"] = signal.Signals(signum).name
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread (e.g. some launchers): no handlers, nothing to restore
+        previous = {}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def lr_factor(step: int, total: int, decay: str) -> float:
+    return 1.0 - step / total if decay == "linear" else 1.0
+
+
+def checkpoint_state(exp: Experiment, step: int) -> dict:
+    return {
+        "step": step,
+        "generator": exp.generator.state_dict(),
+        "critic": exp.critic.state_dict(),
+        "opt_g": exp.opt_g.state_dict(),
+        "opt_d": exp.opt_d.state_dict(),
+        "regularizer": exp.regularizer.state_dict(),
+        "rng": rng_state(),
+    }
+
+
+def restore(exp: Experiment, state: dict) -> int:
+    exp.generator.load_state_dict(state["generator"])
+    exp.critic.load_state_dict(state["critic"])
+    exp.opt_g.load_state_dict(state["opt_g"])
+    exp.opt_d.load_state_dict(state["opt_d"])
+    exp.regularizer.load_state_dict(state["regularizer"])
+    set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+@torch.inference_mode()
+def generate(exp: Experiment, n: int, batch: int = 10_000) -> torch.Tensor:
+    exp.generator.eval()
+    parts = [exp.generator(exp.generator.sample_noise(min(batch, n - i), exp.device)) for i in range(0, n, batch)]
+    exp.generator.train()
+    return torch.cat(parts)
+
+
+def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
+    cfg, g, d, div = exp.cfg.train, exp.generator, exp.critic, exp.divergence
+    lam = exp.schedule(step, cfg.steps)
+    beta, w = exp.regularizer.coefficients(lam)
+    factor = lr_factor(step, cfg.steps, exp.cfg.optim.decay)
+    for opt, base in ((exp.opt_g, exp.cfg.optim.lr_g), (exp.opt_d, exp.cfg.optim.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = base * factor
+
+    d.requires_grad_(True)
+    for _ in range(cfg.n_critic):
+        real = exp.target.sample(cfg.batch_size)
+        with torch.no_grad():
+            fake = g(g.sample_noise(cfg.batch_size, exp.device))
+        loss_d = div.critic_loss(d(real), d(fake))
+        penalty = div.penalty(d, real, fake)
+        total_d = loss_d if penalty is None else loss_d + penalty
+        exp.opt_d.zero_grad(set_to_none=True)
+        total_d.backward()
+        exp.opt_d.step()
+        exp.regularizer.observe_fake(fake)
+
+    d.requires_grad_(False)  # the generator step needs gradients through the critic, not of it
+    for _ in range(cfg.g_steps):
+        fake = g(g.sample_noise(cfg.batch_size, exp.device))
+        loss_g = div.generator_loss(d(fake))
+        total_g = loss_g
+        if w != 0:
+            surrogate = exp.regularizer.surrogate(fake)
+            if surrogate is not None:
+                total_g = loss_g - w * surrogate
+        exp.opt_g.zero_grad(set_to_none=True)
+        total_g.backward()
+        exp.opt_g.step()
+
+    return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+            "penalty": penalty.detach() if penalty is not None else 0.0,
+            "lam": lam, "beta": beta, "w": w, "lr_scale": factor}
+
+
+def _finite_record(step: int, raw: dict) -> dict:
+    record = {"step": step}
+    for key, value in raw.items():
+        record[key] = float(value)
+    return record
+
+
+def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Console | None = None,
+          should_stop: Callable[[int], bool] | None = None) -> dict:
+    """Train to `train.steps`, writing the run directory as it goes. Returns the final summary."""
+    console = console or Console()
+    cfg = exp.cfg
+    total = cfg.train.steps
+    start = 0
+    previous_wall = 0.0
+    if resume and run.checkpoint.exists():
+        start = restore(exp, load_checkpoint(run.checkpoint, map_location=exp.device))
+        run.truncate_metrics(start)
+        previous_wall = float(run.read_summary().get("wall_time_s", 0.0))
+        console.print(f"[bold]resuming[/] {run.path} from step {start}")
+    else:
+        run.write_config(cfg)
+    run.update_summary(status="running", seed=int(cfg.seed), steps=start, total_steps=total,
+                       versions=package_versions(), device=str(exp.device), error=None)
+
+    flag: dict = {}
+    t0 = time.perf_counter()
+    step = start
+    last_record: dict = {}
+
+    def save(at_step: int) -> None:
+        save_checkpoint(run.checkpoint, checkpoint_state(exp, at_step))
+        run.update_summary(steps=at_step, wall_time_s=previous_wall + time.perf_counter() - t0)
+
+    progress = Progress(TextColumn("[bold blue]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                        TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TextColumn("left"),
+                        TimeRemainingColumn(), console=console, disable=not cfg.train.progress, transient=False)
+    with stop_on_signals(flag), progress:
+        task = progress.add_task("train", total=total, completed=start, losses="")
+        while step < total:
+            raw = train_step(exp, step)
+            step += 1
+            if step % cfg.train.log_every == 0 or step == total:
+                record = _finite_record(step, raw)
+                record["time_s"] = round(previous_wall + time.perf_counter() - t0, 3)
+                run.append_metrics([record])  # metrics past the checkpoint are dropped again on resume
+                if not all(math.isfinite(v) for v in record.values()):
+                    run.update_summary(status="diverged", steps=step,
+                                       error=f"non-finite loss at step {step}: {record}")
+                    raise TrainingDiverged(f"non-finite loss at step {step} "
+                                           f"(loss_d={record['loss_d']:.4g}, loss_g={record['loss_g']:.4g}); "
+                                           f"last good checkpoint kept in {run.checkpoint}")
+                last_record = record
+                progress.update(task, completed=step,
+                                losses=f"D {record['loss_d']:+.3f}  G {record['loss_g']:+.3f}  λ {record['lam']:+.3f}")
+            if cfg.train.sample_every and step % cfg.train.sample_every == 0 and step < total:
+                save_sample_plot(exp.target, generate(exp, 2000), run.samples / f"step_{step:06d}.png",
+                                 f"step {step}")
+            if step % cfg.train.checkpoint_every == 0 and step < total:
+                save(step)
+            if flag.get("stop") or (should_stop is not None and should_stop(step)):
+                save(step)
+                run.update_summary(status="interrupted")
+                raise TrainingInterrupted(f"stopped by {flag.get('stop', 'request')} at step {step}; "
+                                          f"resume with: ganneal train resume={run.path}")
+    save(total)
+    wall = previous_wall + time.perf_counter() - t0
+
+    samples = generate(exp, cfg.train.eval_samples)
+    metrics = toy_metrics(samples, exp.target, cfg.metrics.mode_min_share) if len(exp.data_shape) == 1 else {}
+    save_sample_plot(exp.target, samples, run.samples / "final.png", f"{cfg.divergence.name} · step {total}")
+    final = {k: last_record[k] for k in ("lam", "beta", "w") if k in last_record}
+    return run.update_summary(status="done", steps=total, wall_time_s=round(wall, 3),
+                              steps_per_second=round((total - start) / max(time.perf_counter() - t0, 1e-9), 2),
+                              metrics=metrics, final_coefficients=final)
