@@ -6,12 +6,14 @@ This module imports no torch: every bad-input path goes through it and must stay
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from gan_anneal.errors import UserError
 
@@ -58,6 +60,7 @@ class Schema:
     anneal: Any = MISSING
     score: Any = MISSING
     device: Any = MISSING
+    generator_update: Any = MISSING
 
 
 ConfigStore.instance().store(name="ganneal_schema", node=Schema)
@@ -79,11 +82,36 @@ def check_values(cfg: DictConfig) -> None:
         raise UserError("optim.lr_g and optim.lr_d must be positive.")
 
 
-def _explain(error: Exception) -> str:
-    text = str(error).strip()
-    for noise in ("\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.",):
-        text = text.replace(noise, "")
-    return text
+NOISE = ("full_key:", "object_type=", "reference_type=", "Value '$VALUE'", "To append to your config", "Config search path",
+         "provider=")
+
+
+def _explain(error: BaseException) -> str:
+    """Hydra's message plus the causes it hides (e.g. "Key 'stepz' is not in struct")."""
+    lines: list[str] = []
+    while error is not None:
+        for line in str(error).strip().splitlines():
+            line = line.strip()
+            if line and "HYDRA_FULL_ERROR" not in line and not line.startswith(NOISE) \
+                    and line not in lines:
+                lines.append(line)
+        error = error.__cause__ or error.__context__
+    return "\n".join(lines)
+
+
+def _valid_keys_hint(message: str, overrides: list[str]) -> str:
+    """For a misspelt key, name the keys that do exist at that level."""
+    match = re.search(r"Could not override '([\w.]+)'", message)
+    if not match:
+        return ""
+    parent = match.group(1).rsplit(".", 1)[0] if "." in match.group(1) else ""
+    others = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~").startswith(match.group(1))]
+    try:
+        cfg = compose(others)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        return f"\nValid keys{f' under {parent!r}' if parent else ''}: {', '.join(map(str, node.keys()))}."
+    except Exception:
+        return ""
 
 
 def compose(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
@@ -97,7 +125,8 @@ def compose(overrides: list[str], return_hydra_config: bool = False) -> DictConf
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
     except Exception as error:  # Hydra and OmegaConf raise many types; all are the user's input here
-        raise UserError(_explain(error)) from None
+        message = _explain(error)
+        raise UserError(message + _valid_keys_hint(message, overrides)) from None
     finally:
         GlobalHydra.instance().clear()
     check_values(cfg)
@@ -132,15 +161,17 @@ def sweep_choices(overrides: list[str]) -> list[list[str]]:
 
 
 def first_writable_problem(directory: str) -> str | None:
-    """Why `directory` cannot be created and written, or None if it can."""
-    path = Path(directory).expanduser().absolute()
-    probe = path
+    """Why `directory` cannot be created and written, or None if it can (probed without creating it)."""
+    probe = Path(directory).expanduser().absolute()
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
         return f"'{probe}' exists and is not a directory"
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return f"'{probe}' is not writable"
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as error:
+        return f"'{probe}' is not writable ({error.strerror})"
     return None
 
 

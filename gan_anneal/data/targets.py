@@ -33,6 +33,17 @@ class Target:
     def to(self, device) -> "Target":
         return self
 
+    def metrics(self, samples: Tensor, settings) -> dict:
+        """Final sample-quality metrics written to summary.json."""
+        from gan_anneal.evaluate.toy import toy_metrics
+
+        return toy_metrics(samples, self, settings.mode_min_share)
+
+    def save_picture(self, samples: Tensor, path, title: str = "") -> None:
+        from gan_anneal.evaluate.plots import save_sample_plot
+
+        save_sample_plot(self, samples, path, title)
+
 
 class GaussianMixture(Target):
     """An equally weighted mixture of isotropic Gaussians with a common standard deviation."""

@@ -40,8 +40,8 @@ class Regularizer:
     def observe_fake(self, fake: torch.Tensor) -> None:
         """Called with fresh generator samples at every critic step."""
 
-    def surrogate(self, fake: torch.Tensor) -> torch.Tensor | None:
-        return None
+    def surrogate(self, fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("the 'none' regulariser has weight 0 and is never asked for a surrogate")
 
     def state_dict(self) -> dict:
         return {}

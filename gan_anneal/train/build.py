@@ -16,6 +16,7 @@ from gan_anneal.data.targets import Target
 from gan_anneal.errors import UserError
 from gan_anneal.models import build_models
 from gan_anneal.objectives.divergences import Divergence, build_divergence
+from gan_anneal.objectives.generator_updates import build_generator_update
 from gan_anneal.objectives.regularizers import (
     EnergyRegularizer,
     EntropyRegularizer,
@@ -91,6 +92,7 @@ class Experiment:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     data_shape: tuple[int, ...]
+    generator_update: object
 
 
 def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Experiment:
@@ -108,5 +110,6 @@ def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Exp
     betas = tuple(o.betas)
     opt_g = torch.optim.Adam(generator.parameters(), lr=o.lr_g, betas=betas)
     opt_d = torch.optim.Adam(critic.parameters(), lr=o.lr_d, betas=betas)
+    generator_update = build_generator_update(as_dict(cfg.generator_update))
     return Experiment(cfg, device, target, generator, critic, divergence, regularizer, schedule, opt_g, opt_d,
-                      data_shape)
+                      data_shape, generator_update)

@@ -13,8 +13,6 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from gan_anneal.evaluate.plots import save_sample_plot
-from gan_anneal.evaluate.toy import toy_metrics
 from gan_anneal.results.rundir import RunDir, package_versions
 from gan_anneal.train.build import Experiment
 from gan_anneal.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -108,20 +106,17 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
 
     d.requires_grad_(False)  # the generator step needs gradients through the critic, not of it
     for _ in range(cfg.g_steps):
-        fake = g(g.sample_noise(cfg.batch_size, exp.device))
-        loss_g = div.generator_loss(d(fake))
+        loss_g, fake, extras = exp.generator_update.loss(g, d, div, cfg.batch_size, exp.device)
         total_g = loss_g
-        if w != 0:
-            surrogate = exp.regularizer.surrogate(fake)
-            if surrogate is not None:
-                total_g = loss_g - w * surrogate
+        if w != 0:  # the regulariser's weight is exactly 0 outside annealing: skip the score call
+            total_g = loss_g - w * exp.regularizer.surrogate(fake)
         exp.opt_g.zero_grad(set_to_none=True)
         total_g.backward()
         exp.opt_g.step()
 
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
             "penalty": penalty.detach() if penalty is not None else 0.0,
-            "lam": lam, "beta": beta, "w": w, "lr_scale": factor}
+            "lam": lam, "beta": beta, "w": w, "lr_scale": factor, **extras}
 
 
 def _finite_record(step: int, raw: dict) -> dict:
@@ -180,8 +175,7 @@ def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Consol
                 progress.update(task, completed=step,
                                 losses=f"D {record['loss_d']:+.3f}  G {record['loss_g']:+.3f}  λ {record['lam']:+.3f}")
             if cfg.train.sample_every and step % cfg.train.sample_every == 0 and step < total:
-                save_sample_plot(exp.target, generate(exp, 2000), run.samples / f"step_{step:06d}.png",
-                                 f"step {step}")
+                exp.target.save_picture(generate(exp, 2000), run.samples / f"step_{step:06d}.png", f"step {step}")
             if step % cfg.train.checkpoint_every == 0 and step < total:
                 save(step)
             if flag.get("stop") or (should_stop is not None and should_stop(step)):
@@ -193,8 +187,8 @@ def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Consol
     wall = previous_wall + time.perf_counter() - t0
 
     samples = generate(exp, cfg.train.eval_samples)
-    metrics = toy_metrics(samples, exp.target, cfg.metrics.mode_min_share) if len(exp.data_shape) == 1 else {}
-    save_sample_plot(exp.target, samples, run.samples / "final.png", f"{cfg.divergence.name} · step {total}")
+    metrics = exp.target.metrics(samples, cfg.metrics)
+    exp.target.save_picture(samples, run.samples / "final.png", f"{cfg.divergence.name} · step {total}")
     final = {k: last_record[k] for k in ("lam", "beta", "w") if k in last_record}
     return run.update_summary(status="done", steps=total, wall_time_s=round(wall, 3),
                               steps_per_second=round((total - start) / max(time.perf_counter() - t0, 1e-9), 2),
