@@ -61,6 +61,10 @@ class Schema:
     score: Any = MISSING
     device: Any = MISSING
     generator_update: Any = MISSING
+    # BGAN (issue 7): a top-level generator-loss choice that the f-divergence configs interpolate, and the
+    # discrete estimator's settings (`bgan.samples_per_z=20`).
+    generator_loss: Optional[str] = None
+    bgan: Any = MISSING
 
 
 ConfigStore.instance().store(name="ganneal_schema", node=Schema)
@@ -80,6 +84,11 @@ def check_values(cfg: DictConfig) -> None:
         raise UserError(f"optim.decay must be 'none' or 'linear', got '{cfg.optim.decay}'.")
     if cfg.optim.lr_g <= 0 or cfg.optim.lr_d <= 0:
         raise UserError("optim.lr_g and optim.lr_d must be positive.")
+    chosen = cfg.get("generator_loss")
+    if chosen is not None and cfg.divergence.get("generator_loss") != chosen:
+        raise UserError(f"generator_loss={chosen} applies to the f-divergence configs (divergence=bgan_* or fgan_*); "
+                        f"divergence={cfg.divergence.name} does not read it. "
+                        f"Use divergence.generator_loss={chosen} if that divergence has the setting.")
 
 
 NOISE = ("full_key:", "object_type=", "reference_type=", "Value '$VALUE'", "To append to your config", "Config search path",

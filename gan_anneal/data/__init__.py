@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gan_anneal.data.energies import ENERGIES
 from gan_anneal.data.targets import Target, gauss1d, grid, ring
 from gan_anneal.registry import Registry
 
@@ -9,6 +10,8 @@ DATASETS: Registry[Target] = Registry("dataset")
 DATASETS.register("ring8")(ring)
 DATASETS.register("grid25")(grid)
 DATASETS.register("gauss1d")(gauss1d)
+for _name, _energy in ENERGIES.items():  # targets known only through an energy ψ (data/energies.py)
+    DATASETS.register(_name)(_energy)
 
 
 def build_dataset(settings: dict) -> Target:

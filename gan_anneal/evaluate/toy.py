@@ -4,8 +4,9 @@
   mode; a mode is covered when it holds at least `min_share` of the high-quality samples it would get
   under the target (equal weights), i.e. min_share · n / K.
 - kl_model_target / kl_target_model: KL between the model's histogram and the target's exact cell masses
-  on a grid over the target's box. The model histogram is smoothed with half a count per cell, so an empty
-  cell costs a finite amount; cells outside the box are pooled into one overflow cell.
+  on a grid over the target's box; cells outside the box are pooled into one overflow cell. For
+  KL(target‖model) the model histogram gets a pseudocount of 0.01 per cell, so an empty cell costs a
+  finite amount (log of about 1e6 at 10k samples) without biasing the occupied cells.
 - sample_mean / sample_var (1-D).
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 import torch
 
 from gan_anneal.data.targets import Target
+
+PSEUDOCOUNT = 0.01
 
 
 def mode_metrics(samples: torch.Tensor, modes: torch.Tensor, std: float, min_share: float = 0.2) -> dict:
@@ -41,15 +44,17 @@ def histogram_kl(samples: torch.Tensor, target: Target, bins: int) -> dict:
         flat = flat * bins + idx[:, axis]
     counts = torch.bincount(flat, minlength=bins**dim).double()
     counts = torch.cat([counts, torch.tensor([float((~inside).sum())], dtype=torch.float64)])
-    model = (counts + 0.5) / (counts.sum() + 0.5 * len(counts))
+    model = counts / counts.sum()
+    smoothed = (counts + PSEUDOCOUNT) / (counts.sum() + PSEUDOCOUNT * len(counts))
 
     masses = target.bin_masses(edges).reshape(-1).clamp(min=0)
     outside = max(0.0, 1.0 - float(masses.sum()))
     ref = torch.cat([masses, torch.tensor([outside], dtype=torch.float64)]).clamp(min=1e-12)
     ref = ref / ref.sum()
+    occupied = model > 0
     return {
-        "kl_model_target": float((model * (model / ref).log()).sum()),
-        "kl_target_model": float((ref * (ref / model).log()).sum()),
+        "kl_model_target": float((model[occupied] * (model[occupied] / ref[occupied]).log()).sum()),
+        "kl_target_model": float((ref * (ref / smoothed).log()).sum()),
     }
 
 

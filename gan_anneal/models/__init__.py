@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from gan_anneal.errors import UserError
 from gan_anneal.models.mlp import MLPCritic, MLPGenerator
 from gan_anneal.registry import Registry
 
@@ -15,10 +16,24 @@ MODELS: Registry[tuple[nn.Module, nn.Module]] = Registry("model")
 
 
 @MODELS.register("mlp")
-def _mlp(data_shape, z_dim: int = 2, hidden: int = 128, depth: int = 3):
+def _mlp(data_shape, z_dim: int = 2, hidden: int = 128, depth: int = 3, init: str | None = None,
+         init_center=None, init_scale: float = 0.1):
     (x_dim,) = data_shape
     generator = MLPGenerator(z_dim, x_dim, hidden, depth)
+    if init == "blob":  # a deliberately poor start: a tight blob at init_center (the kidney experiment)
+        if init_center is None or not init_scale or init_scale <= 0:
+            raise UserError("model.init=blob needs model.init_center (one coordinate per data dimension) and a "
+                            f"positive model.init_scale; got init_center={init_center}, init_scale={init_scale}.")
+        generator.init_blob(init_center, float(init_scale))
+    elif init is not None:
+        raise UserError(f"Unknown model.init '{init}'. Valid choices: null (PyTorch's default), blob.")
     return generator, MLPCritic(x_dim, hidden, depth)
+
+
+from gan_anneal.models.discrete import discrete_dcgan, text_resnet  # noqa: E402  (BGAN, issue 7)
+
+MODELS.register("discrete_dcgan")(discrete_dcgan)  # Bernoulli / categorical DCGAN heads for binary or quantised images
+MODELS.register("text_resnet")(text_resnet)  # 1-D conv residual nets for one-hot character sequences
 
 
 def build_models(settings: dict, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:

@@ -60,6 +60,7 @@ def checkpoint_state(exp: Experiment, step: int) -> dict:
         "opt_g": exp.opt_g.state_dict(),
         "opt_d": exp.opt_d.state_dict(),
         "regularizer": exp.regularizer.state_dict(),
+        "generator_update": getattr(exp.generator_update, "state_dict", dict)(),  # e.g. BGAN's running log Z
         "rng": rng_state(),
     }
 
@@ -70,6 +71,8 @@ def restore(exp: Experiment, state: dict) -> int:
     exp.opt_g.load_state_dict(state["opt_g"])
     exp.opt_d.load_state_dict(state["opt_d"])
     exp.regularizer.load_state_dict(state["regularizer"])
+    if hasattr(exp.generator_update, "load_state_dict"):
+        exp.generator_update.load_state_dict(state.get("generator_update", {}))
     set_rng_state(state["rng"])
     return int(state["step"])
 
@@ -141,6 +144,7 @@ def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Consol
         console.print(f"[bold]resuming[/] {run.path} from step {start}")
     else:
         run.write_config(cfg)
+        getattr(exp.target, "save_artifacts", lambda path: None)(run.path)  # e.g. a text dataset's vocabulary
     run.update_summary(status="running", seed=int(cfg.seed), steps=start, total_steps=total,
                        versions=package_versions(), device=str(exp.device), error=None)
 
@@ -168,9 +172,10 @@ def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Consol
                 if not all(math.isfinite(v) for v in record.values()):
                     run.update_summary(status="diverged", steps=step,
                                        error=f"non-finite loss at step {step}: {record}")
-                    raise TrainingDiverged(f"non-finite loss at step {step} "
-                                           f"(loss_d={record['loss_d']:.4g}, loss_g={record['loss_g']:.4g}); "
-                                           f"last good checkpoint kept in {run.checkpoint}")
+                    kept = (f"last good checkpoint kept in {run.checkpoint}" if run.checkpoint.exists()
+                            else "no checkpoint had been written yet")
+                    raise TrainingDiverged(f"non-finite loss at step {step} (loss_d={record['loss_d']:.4g}, "
+                                           f"loss_g={record['loss_g']:.4g}); {kept}")
                 last_record = record
                 progress.update(task, completed=step,
                                 losses=f"D {record['loss_d']:+.3f}  G {record['loss_g']:+.3f}  λ {record['lam']:+.3f}")

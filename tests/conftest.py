@@ -1,0 +1,47 @@
+"""Shared test helpers: compose configs exactly as the CLI does, and run training into tmp dirs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GANNEAL_CACHE", str(Path(__file__).parent / ".cache"))
+
+
+@pytest.fixture
+def make_cfg():
+    from gan_anneal.config import compose
+
+    def _make(*overrides: str):
+        return compose(["train.progress=false", "train.sample_every=0", *overrides])
+
+    return _make
+
+
+@pytest.fixture
+def train_run(make_cfg, tmp_path):
+    """Compose, train into tmp_path/<name>, return (outcome, RunDir)."""
+    from gan_anneal.results.rundir import RunDir
+    from gan_anneal.runner import run_training
+
+    def _train(*overrides: str, name: str = "run", should_stop=None, resume: bool = False, cfg=None):
+        cfg = cfg if cfg is not None else make_cfg(*overrides)
+        outcome = run_training(cfg, tmp_path / name, resume=resume, should_stop=should_stop)
+        return outcome, RunDir(tmp_path / name)
+
+    return _train
+
+
+@pytest.fixture
+def run_cli():
+    """Run `ganneal ARGS` in a fresh interpreter, as a user would."""
+
+    def _run(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "gan_anneal.cli", *args], capture_output=True, text=True,
+                              cwd=cwd, timeout=timeout, env={**os.environ, "COLUMNS": "120"})
+
+    return _run

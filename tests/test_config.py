@@ -1,0 +1,63 @@
+"""Every config option composes; bad input fails before training with a message and exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gan_anneal.cli import app
+from gan_anneal.config import CONF_DIR, compose
+
+GROUPS = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir() and p.name not in ("sweep",))
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_composes(group, option):
+    cfg = compose([f"{group}={option}"])
+    assert cfg.train.steps > 0
+
+
+def test_defaults_are_the_documented_ones():
+    cfg = compose([])
+    assert (cfg.dataset.name, cfg.divergence.name, cfg.anneal.name) == ("ring8", "jsd", "none")
+
+
+def test_divergence_groups_set_their_optimiser():
+    wgan = compose(["divergence=wgan"])
+    assert wgan.train.n_critic == 5 and list(wgan.optim.betas) == [0.0, 0.9] and wgan.divergence.gp_weight == 10
+    # the command line still wins over the group
+    assert compose(["divergence=wgan", "train.n_critic=2"]).train.n_critic == 2
+
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["divergence=nope"], "Available options in 'divergence'"),
+        (["train.stepz=3"], "Valid keys under 'train': steps"),
+        (["train.steps=abc"], "could not be converted to Integer"),
+        (["train.steps=-5"], "train.steps must be a positive integer"),
+        (["optim.decay=cosine"], "optim.decay must be"),
+        (["hydra.run.dir=/proc/forbidden/run"], "Cannot write the run directory"),
+        (["-m", "divergence=rkl,nope"], "Could not find 'divergence/nope'"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(args, needle):
+    result = runner.invoke(app, ["train", *args])
+    assert result.exit_code == 2, result.output
+    assert needle in " ".join(result.output.split()), result.output
+    assert "Traceback" not in result.output
+
+
+def test_resume_of_a_missing_run_is_a_user_error(tmp_path):
+    result = runner.invoke(app, ["train", f"resume={tmp_path / 'nothing'}"])
+    assert result.exit_code == 2
+    assert "not a run directory" in result.output

@@ -1,0 +1,107 @@
+"""Short training runs end to end: run directory contents, exact resume, divergence, multirun."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+
+
+@pytest.mark.parametrize("divergence", ["jsd", "rkl", "wgan"])
+def test_short_run_writes_a_complete_run_directory(train_run, divergence):
+    outcome, run = train_run(f"divergence={divergence}", "train.steps=40", "train.log_every=10",
+                             "train.eval_samples=2000")
+    assert outcome == "done"
+    summary = run.read_summary()
+    assert summary["status"] == "done" and summary["steps"] == 40 and summary["seed"] == 0
+    assert summary["steps_per_second"] > 0 and "torch" in summary["versions"]
+    assert {"modes_covered", "hq_fraction", "kl_model_target"} <= set(summary["metrics"])
+    records = run.read_metrics()
+    assert [r["step"] for r in records] == [10, 20, 30, 40]
+    assert {"loss_d", "loss_g", "lam", "beta", "w"} <= set(records[0])
+    assert run.checkpoint.exists() and (run.samples / "final.png").exists()
+    assert (run.path / "config.yaml").exists()
+
+
+def _params(run):
+    state = torch.load(run.checkpoint, weights_only=True)
+    return {**{f"g.{k}": v for k, v in state["generator"].items()}, **{f"d.{k}": v for k, v in state["critic"].items()}}
+
+
+@pytest.mark.parametrize("extra", [[], ["divergence=wgan", "anneal=oa", "regularizer=entropy"]], ids=["jsd", "wgan-oa-entropy"])
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(train_run, make_cfg, extra):
+    overrides = [*extra, "train.steps=60", "train.log_every=10", "train.checkpoint_every=25", "train.eval_samples=500"]
+    outcome, straight = train_run(*overrides, name="straight")
+    assert outcome == "done"
+
+    outcome, broken = train_run(*overrides, name="broken", should_stop=lambda step: step == 33)
+    assert outcome == "interrupted"
+    assert broken.read_summary()["status"] == "interrupted" and broken.read_summary()["steps"] == 33
+    outcome, resumed = train_run(name="broken", resume=True, cfg=broken.read_config())
+    assert outcome == "done"
+
+    a, b = _params(straight), _params(resumed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed parameters differ from the uninterrupted run"
+    assert [r["step"] for r in resumed.read_metrics()] == [10, 20, 30, 40, 50, 60]
+    assert [r["loss_d"] for r in resumed.read_metrics()] == [r["loss_d"] for r in straight.read_metrics()]
+
+
+def test_non_finite_loss_marks_the_run_diverged_and_keeps_the_checkpoint(train_run, monkeypatch):
+    import gan_anneal.train.loop as loop
+
+    real_step = loop.train_step
+
+    def step_that_blows_up(exp, step):
+        out = real_step(exp, step)
+        if step >= 17:  # after the checkpoint at step 10, the losses become NaN
+            out["loss_d"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setattr(loop, "train_step", step_that_blows_up)
+    outcome, run = train_run("train.steps=100", "train.log_every=5", "train.checkpoint_every=10")
+    assert outcome == "diverged"
+    summary = run.read_summary()
+    assert summary["status"] == "diverged" and "non-finite" in summary["error"] and summary["steps"] == 20
+    state = torch.load(run.checkpoint, weights_only=True)
+    assert state["step"] == 10
+    assert all(torch.isfinite(v).all() for v in state["generator"].values())
+
+
+def test_real_divergence_from_a_huge_learning_rate_is_caught(train_run):
+    outcome, run = train_run("optim.lr_g=1e12", "optim.lr_d=1e12", "divergence=rkl", "train.steps=300",
+                             "train.log_every=5")
+    assert outcome == "diverged" and run.read_summary()["status"] == "diverged"
+
+
+def test_cli_single_run_and_resume(tmp_path, run_cli):
+    run_dir = tmp_path / "cli_run"
+    result = run_cli("train", "train.steps=30", "train.log_every=10", "train.eval_samples=500",
+                     f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "run directory" in result.stdout and "modes_covered" in result.stdout
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "done"
+    assert (run_dir / ".hydra" / "overrides.yaml").exists()
+    # extending a finished run continues from its checkpoint
+    result = run_cli("train", f"resume={run_dir}", "train.steps=40")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 40
+
+
+def test_cli_multirun_writes_one_run_directory_per_job(tmp_path, run_cli):
+    sweep = tmp_path / "sweep"
+    result = run_cli("train", "-m", "divergence=rkl,jsd", "seed=0,1", "train.steps=20", "train.log_every=10",
+                     "train.eval_samples=500", "train.progress=false", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr + result.stdout
+    summaries = [json.loads((sweep / str(i) / "summary.json").read_text()) for i in range(4)]
+    assert [s["status"] for s in summaries] == ["done"] * 4
+    assert sorted(s["seed"] for s in summaries) == [0, 0, 1, 1]
+
+
+def test_cfg_job_prints_the_config_and_trains_nothing(tmp_path, run_cli):
+    result = run_cli("train", "--cfg", "job", "divergence=wgan", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "gp_weight: 10.0" in result.stdout and "name: wgan" in result.stdout
+    assert not (tmp_path / "runs").exists()
