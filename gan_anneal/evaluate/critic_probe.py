@@ -1,0 +1,183 @@
+"""Fresh-critic evaluation (BGAN's Table 2 protocol, reference/bgan.md §6.1 and §8.2).
+
+For a finished run: load its config and checkpoint, freeze the generator, and for each measure train a *new* critic
+of the run's own critic architecture from scratch on the training split against generator samples. Then report the
+bound it reaches, −L_D, as mean ± std over test batches (batch `test_batch` real samples against `test_batch` × M
+generator samples, M per z). Lower is better: the generator is closer to the data under that measure.
+
+    js    the Jensen–Shannon row (f-GAN scaling: 2·JSD in nats, max 2 ln 2 ≈ 1.386)
+    rkl   the reverse-KL row, KL(Q‖P)
+    w     WGAN-GP critic (interpolation penalty λ = 10): E_P[F] − E_Q[F]
+
+A discrete generator is probed on its *samples* (`sample_discrete`), also when it was trained relaxed (WGAN-GP on
+σ(logits)): that is the paper's "WGAN-GP (samples)" row; `inputs="probs"` probes the relaxed outputs instead.
+Targets without a test split (the 2-D toys) use fresh samples for both phases.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from gan_anneal.errors import UserError
+
+PROBE_DIVERGENCES = {"js": {"name": "fgan_js"}, "rkl": {"name": "fgan_rkl"}, "w": {"name": "wgan", "gp_weight": 10.0}}
+PROBE_LABELS = {"js": "JS (2·JSD)", "rkl": "reverse KL", "w": "Wasserstein"}
+
+
+def _generator_sampler(generator, inputs: str):
+    if inputs == "samples" and hasattr(generator, "sample_discrete"):
+        return lambda z: generator.sample_discrete(z)
+    if inputs == "probs" and hasattr(generator, "probs"):
+        return lambda z: generator.probs(generator.logits(z)).detach()
+    return lambda z: generator(z).detach()
+
+
+def _test_batches(target, batch: int, fallback_batches: int):
+    if hasattr(target, "test_batches"):
+        yield from target.test_batches(batch)
+    else:
+        for _ in range(fallback_batches):
+            yield target.sample(batch)
+
+
+def load_run(run_dir: str | Path, device: str = "cpu"):
+    """Rebuild a run's experiment from config.yaml and checkpoints/last.pt (generator in eval mode)."""
+    from gan_anneal.results.rundir import RunDir
+    from gan_anneal.train.build import build_experiment
+    from gan_anneal.train.checkpoint import load_checkpoint
+
+    run = RunDir(run_dir)
+    if not run.exists():
+        raise UserError(f"'{run_dir}' is not a run directory (no config.yaml there).")
+    if not run.checkpoint.exists():
+        raise UserError(f"'{run_dir}' has no checkpoint ({run.checkpoint}); train it first.")
+    cfg = run.read_config()
+    cfg.device.name = device
+    exp = build_experiment(cfg, log=lambda msg: None)
+    state = load_checkpoint(run.checkpoint, map_location=exp.device)
+    exp.generator.load_state_dict(state["generator"])
+    exp.generator.eval().requires_grad_(False)
+    return run, exp, int(state.get("step", 0))
+
+
+def train_probe(exp, measure: str, steps: int, *, batch_size: int = 64, lr: float = 1e-4,
+                betas=(0.5, 0.999), seed: int = 0, inputs: str = "samples"):
+    """A fresh critic for `measure`, trained for `steps` against the frozen generator. Returns (critic, divergence)."""
+    from gan_anneal.models import build_models
+    from gan_anneal.objectives.divergences import build_divergence
+    from gan_anneal.train.build import as_dict
+
+    if measure not in PROBE_DIVERGENCES:
+        raise UserError(f"Unknown probe '{measure}'. Valid: {', '.join(PROBE_DIVERGENCES)}.")
+    torch.manual_seed(seed)
+    _, critic = build_models(as_dict(exp.cfg.model), exp.data_shape)
+    critic = critic.to(exp.device).train()
+    divergence = build_divergence(dict(PROBE_DIVERGENCES[measure]))
+    if measure == "w":
+        betas = (0.0, 0.9)  # Gulrajani et al.'s Adam setting for the gradient-penalty critic
+    opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
+    g = exp.generator
+    draw = _generator_sampler(g, inputs)
+    for _ in range(steps):
+        real = exp.target.sample(batch_size)
+        with torch.no_grad():
+            fake = draw(g.sample_noise(batch_size, exp.device))
+        loss = divergence.critic_loss(critic(real), critic(fake))
+        penalty = divergence.penalty(critic, real, fake)
+        total = loss if penalty is None else loss + penalty
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+    return critic.eval(), divergence
+
+
+@torch.no_grad()
+def bound_on_test(exp, critic, divergence, *, test_batch: int = 100, samples_per_z: int = 10,
+                  inputs: str = "samples", fallback_batches: int = 10) -> list[float]:
+    g = exp.generator
+    draw = _generator_sampler(g, inputs)
+    values = []
+    for real in _test_batches(exp.target, test_batch, fallback_batches):
+        z = g.sample_noise(len(real), exp.device)
+        fake = torch.cat([draw(z) for _ in range(samples_per_z)])  # M samples per z
+        values.append(float(divergence.estimate(critic(real), critic(fake))))
+    return values
+
+
+def _merge_eval_json(run_path: Path, update: dict) -> dict:
+    from gan_anneal.results.rundir import atomic_write_text
+
+    path = run_path / "eval.json"
+    current = json.loads(path.read_text()) if path.is_file() else {}
+    probes = dict(current.get("probes", {}))
+    probes.update(update)
+    current["probes"] = probes
+    atomic_write_text(path, json.dumps(current, indent=2) + "\n")
+    return current
+
+
+def trained_with(cfg) -> str:
+    """A row label for the table: the divergence, and the estimator when it is not plain back-propagation."""
+    label = str(cfg.divergence.name)
+    update = cfg.get("generator_update", {}) or {}
+    if update.get("name") not in (None, "reparam"):
+        label += f" · {update.get('name')}" + (f" ({update.get('estimator')})" if update.get("estimator") else "")
+    if cfg.model.get("relaxed"):
+        label += " · relaxed"
+    return label
+
+
+def probe_table(rows: dict[str, dict], title: str = "fresh-critic probes (lower is better)"):
+    """A rich table in the paper's layout: rows = how the generator was trained, columns = the measure."""
+    from rich.table import Table
+
+    measures = [m for m in PROBE_DIVERGENCES if any(m in r for r in rows.values())]
+    table = Table(title=title, header_style="bold")
+    table.add_column("trained with")
+    for m in measures:
+        table.add_column(PROBE_LABELS[m], justify="right")
+    for label, row in rows.items():
+        table.add_row(label, *(f"{row[m]['mean']:.3f} (±{row[m]['std']:.3f})" if m in row else "–" for m in measures))
+    return table
+
+
+def run_probes(run_dir, measures: list[str], steps: int, *, batch_size: int = 64, test_batch: int = 100,
+               samples_per_z: int = 10, lr: float = 1e-4, inputs: str = "samples", seed: int = 0,
+               device: str = "cpu", console=None) -> dict:
+    """Probe a run with a fresh critic per measure; merge the results into eval.json; print a rich table.
+
+    Returns {measure: {"mean", "std", "n_batches", "steps", ...}}."""
+    from rich.console import Console
+
+    measures = [m.strip() for m in (measures.split(",") if isinstance(measures, str) else measures) if m.strip()]
+    unknown = [m for m in measures if m not in PROBE_DIVERGENCES]
+    if unknown or not measures:
+        raise UserError(f"Unknown probe(s) {unknown or measures}. Valid: {', '.join(PROBE_DIVERGENCES)}.")
+    if int(steps) < 1:
+        raise UserError(f"--probe-steps must be ≥ 1, got {steps}")
+    if inputs not in ("samples", "probs"):
+        raise UserError(f"probe inputs must be samples or probs, got '{inputs}'")
+    run, exp, step = load_run(run_dir, device)
+    results = {}
+    for measure in measures:
+        t0 = time.perf_counter()
+        critic, divergence = train_probe(exp, measure, int(steps), batch_size=batch_size, lr=lr, seed=seed,
+                                         inputs=inputs)
+        values = bound_on_test(exp, critic, divergence, test_batch=test_batch, samples_per_z=samples_per_z,
+                               inputs=inputs)
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
+        results[measure] = {"mean": mean, "std": std, "n_batches": len(values), "steps": int(steps),
+                            "batch_size": batch_size, "test_batch": test_batch, "samples_per_z": samples_per_z,
+                            "lr": lr, "inputs": inputs, "seed": seed, "generator_step": step,
+                            "split": "train (critic) / test (bound)" if hasattr(exp.target, "test_batches")
+                            else "fresh samples", "seconds": round(time.perf_counter() - t0, 1)}
+    _merge_eval_json(run.path, results)
+    (console or Console()).print(probe_table({trained_with(exp.cfg): results},
+                                             title=f"fresh-critic probes, {steps} steps (lower is better)"))
+    return results
