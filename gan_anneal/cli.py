@@ -114,6 +114,32 @@ def _report_sweep(outcomes: list[str]) -> None:
     Console().print("sweep finished: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
 
 
+@app.command()
+def figure(
+    kind: str = typer.Argument(..., help="Which figure: kidney (Tao et al. Fig. 6: target · initial model · "
+                               "with · without annealing; works for any dataset=energy_* pair)."),
+    run_a: str = typer.Argument(..., help="The run WITH annealing (e.g. experiment=kidney_annealed)."),
+    run_b: str = typer.Argument(..., help="The run WITHOUT annealing (e.g. experiment=kidney_plain)."),
+    out: str = typer.Option("kidney.png", "--out", "-o", help="Where to write the PNG."),
+    samples: int = typer.Option(3000, "--samples", help="Model samples drawn per panel."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the noise drawn for the panels."),
+) -> None:
+    """Draw a paper figure from run directories. [dim]Example: ganneal figure kidney runs/<annealed>
+    runs/<plain> --out kidney.png[/]"""
+    if kind != "kidney":
+        fail(f"Unknown figure '{kind}'. Valid choices: kidney.")
+    if samples < 1:
+        fail(f"--samples must be a positive integer, got {samples}.")
+    from gan_anneal.errors import UserError
+    from gan_anneal.evaluate.energy_figure import energy_figure
+
+    try:
+        path = energy_figure(run_a, run_b, out, n_samples=samples, seed=seed)
+    except UserError as error:
+        fail(str(error))
+    typer.echo(f"wrote {path}")
+
+
 def main() -> None:
     app()
 

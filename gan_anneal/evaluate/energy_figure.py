@@ -1,0 +1,92 @@
+"""Tao et al. (2019) Fig. 6 layout: target · initial model · with annealing · without annealing, side by side.
+
+Everything is read from the two run directories (config.yaml, summary.json, checkpoints/last.pt). The initial
+model is not stored: it is rebuilt from the run's config and seed exactly as `build_experiment` built it before
+the first step (same seed, same order of random draws), so it is the start both runs shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from gan_anneal.errors import UserError
+from gan_anneal.results.rundir import RunDir
+
+
+def _load(run_dir: str) -> RunDir:
+    run = RunDir(run_dir)
+    if not run.exists():
+        raise UserError(f"'{run_dir}' is not a run directory (no config.yaml there). Pass folders that "
+                        "`ganneal train` wrote.")
+    if not run.checkpoint.exists():
+        raise UserError(f"'{run_dir}' has no checkpoint ({run.checkpoint}); the run has not saved a model yet.")
+    return run
+
+
+def _label(run: RunDir) -> str:
+    cfg = run.read_config()
+    a = cfg.anneal
+    if a.name == "ramp":
+        what = f"λ ramp {a.start:g}→{a.end:g} over {a.fraction:.0%}"
+    elif a.name == "static":
+        what = f"λ = {a.lam:g} throughout"
+    else:
+        what = f"anneal={a.name}"
+    metrics = run.read_summary().get("metrics", {})
+    numbers = []
+    if "kl_model_target" in metrics:
+        numbers.append(f"KL {metrics['kl_model_target']:.2f}")
+    if "coverage" in metrics:
+        numbers.append(f"cov {metrics['coverage']:.2f}")
+    return what + ("\n" + " · ".join(numbers) if numbers else "")
+
+
+def energy_figure(run_a: str, run_b: str, out: str | Path, n_samples: int = 3000, seed: int = 0) -> Path:
+    """run_a: with annealing; run_b: without. Writes a PNG and returns its path."""
+    from gan_anneal.evaluate.plots import _pyplot
+    from gan_anneal.models import build_models
+    from gan_anneal.train.build import as_dict, build_experiment
+    from gan_anneal.train.checkpoint import load_checkpoint
+
+    runs = [_load(run_a), _load(run_b)]
+    cfgs = [r.read_config() for r in runs]
+    datasets = [as_dict(c.dataset) for c in cfgs]
+    if datasets[0] != datasets[1]:
+        raise UserError(f"The two runs train different targets ({datasets[0].get('name')} and "
+                        f"{datasets[1].get('name')}); the figure compares two runs on the same one.")
+    for cfg in cfgs:
+        cfg.device.name = "cpu"
+        cfg.train.progress = False
+
+    initial = build_experiment(cfgs[0], log=lambda msg: None)  # the generator before step 0
+    target = initial.target
+    if not hasattr(target, "draw"):
+        raise UserError(f"dataset '{datasets[0].get('name')}' is not an energy target (dataset=energy_*); "
+                        "the figure draws energy experiments.")
+
+    def draw(generator) -> torch.Tensor:
+        torch.manual_seed(seed)
+        generator.eval()
+        with torch.no_grad():
+            return generator(generator.sample_noise(n_samples))
+
+    trained = []
+    for run, cfg in zip(runs, cfgs):
+        generator, _ = build_models(as_dict(cfg.model), initial.data_shape)
+        generator.load_state_dict(load_checkpoint(run.checkpoint)["generator"])
+        trained.append(draw(generator))
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(11, 3.2), dpi=80)
+    target.draw(axes[0], None, f"target ({datasets[0]['name']})")
+    target.draw(axes[1], draw(initial.generator), "initial model")
+    target.draw(axes[2], trained[0], "w/ annealing: " + _label(runs[0]))
+    target.draw(axes[3], trained[1], "w/o annealing: " + _label(runs[1]))
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
