@@ -118,3 +118,15 @@ class EnergyRegularizer(LikelihoodRegularizer):
 
     def coefficients(self, lam: float) -> tuple[float, float]:
         return lam, lam
+
+
+_BY_NAME = {"none": Regularizer, "likelihood": LikelihoodRegularizer, "entropy": EntropyRegularizer,
+            "energy": EnergyRegularizer}
+
+
+def coefficient_map(name: str, negative: str = "symmetric"):
+    """The λ → (β, w) map of a regulariser, without building its score model (for plots and checks)."""
+    if name not in _BY_NAME:
+        raise UserError(f"Unknown regularizer '{name}'. Valid choices: {', '.join(_BY_NAME)}.")
+    cls = _BY_NAME[name]
+    return (cls() if cls is Regularizer else cls(None, negative)).coefficients

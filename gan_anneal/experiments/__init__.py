@@ -1,0 +1,1 @@
+"""Small studies built from ordinary runs: each composes configs, trains runs, and tabulates them."""

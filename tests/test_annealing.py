@@ -1,0 +1,157 @@
+"""Variational annealing: schedules, the λ → (β, w) map, the score surrogate, score estimators, the Gibbs optimum."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gan_anneal.errors import UserError
+from gan_anneal.objectives.regularizers import coefficient_map, score_surrogate
+from gan_anneal.objectives.schedules import build_schedule
+
+PAPER_LAMBDAS = [-50, -10, -1, -0.1, -0.01, 0, 0.01, 0.1, 1, 10, 50]
+T = 1000
+
+
+def values(name: str, **settings) -> list[float]:
+    schedule = build_schedule({"name": name, **settings})
+    return [schedule(step, T) for step in range(T + 1)]
+
+
+def test_pma_is_positive_nma_negative_and_both_shrink_to_zero_in_the_hold_window():
+    pma, nma = values("pma", lam=2.0), values("nma", lam=2.0)
+    assert pma[0] == pytest.approx(2.0) and nma[0] == pytest.approx(-2.0)
+    assert all(v >= 0 for v in pma) and all(v <= 0 for v in nma)
+    assert all(a >= b for a, b in zip(pma, pma[1:]))  # monotone
+    assert all(v == 0 for v in pma[900:]) and all(v == 0 for v in nma[900:])  # hold = 10%
+
+
+def test_oa_changes_sign_with_shrinking_swings():
+    oa = values("oa", lam=1.0, cycles=4)
+    signs = [math.copysign(1, v) for v in oa[:900] if abs(v) > 1e-9]
+    assert sum(a != b for a, b in zip(signs, signs[1:])) >= 7  # 4 cycles: 8 sign changes
+    peaks = [max(abs(v) for v in oa[i:i + 225]) for i in range(0, 900, 225)]
+    assert all(a > b for a, b in zip(peaks, peaks[1:]))
+    assert all(v == 0 for v in oa[900:])
+
+
+def test_warmup_and_exponential_decay():
+    pma = values("pma", lam=1.0, warmup=0.2, hold=0.0, decay="exp", decay_rate=5.0)
+    assert all(v == 0 for v in pma[:200]) and pma[200] == pytest.approx(1.0)
+    assert pma[600] == pytest.approx(math.exp(-2.5), rel=1e-6)  # halfway through the active span
+
+
+def test_static_none_and_ramp():
+    assert set(values("static", lam=-0.5)) == {-0.5}
+    assert set(values("none")) == {0.0}
+    ramp = values("ramp", start=0.0, end=1.0, fraction=0.5)
+    assert ramp[0] == 0 and ramp[250] == pytest.approx(0.5) and all(v == 1.0 for v in ramp[500:])
+
+
+def test_bad_schedule_settings_are_user_errors():
+    with pytest.raises(UserError, match="warmup"):
+        build_schedule({"name": "oa", "warmup": 0.6, "hold": 0.5})
+    with pytest.raises(UserError, match="decay"):
+        build_schedule({"name": "pma", "decay": "cosine"})
+
+
+def test_likelihood_map_positive_and_symmetric_negative_lambda():
+    lik = coefficient_map("likelihood", "symmetric")
+    assert lik(1.0) == (2.0, 1.0) and lik(0.0) == (1.0, 0.0)
+    beta, w = lik(-1.0)
+    assert beta == pytest.approx(0.5) and w == pytest.approx(-0.5)
+    for lam in PAPER_LAMBDAS:  # the whole of the paper's grid stays well posed
+        beta, w = lik(lam)
+        assert beta > 0 and w > -1 and w == pytest.approx(beta - 1)
+    assert lik(-0.01)[1] == pytest.approx(-0.01, rel=0.02)  # consistent with λ near 0
+
+
+def test_raw_negative_mode_uses_lambda_literally_and_rejects_lambda_below_minus_one():
+    raw = coefficient_map("likelihood", "raw")
+    assert raw(-0.5) == (0.5, -0.5)
+    with pytest.raises(UserError, match="λ > −1"):
+        raw(-1.0)
+
+
+def test_entropy_map_flattens_for_positive_lambda():
+    ent = coefficient_map("entropy", "symmetric")
+    beta, w = ent(1.0)
+    assert beta == pytest.approx(0.5) and w == pytest.approx(1.0)
+    beta, w = ent(-1.0)
+    assert beta == pytest.approx(2.0) and w == pytest.approx(-0.5)
+    assert coefficient_map("energy")(0.3) == (0.3, 0.3)
+
+
+def test_surrogate_gradient_equals_gradient_of_log_density():
+    """∇θ G(z)ᵀ·sg(S(G(z))) = ∇θ log μ(G(z)) for an analytic μ (a ring of Gaussians) and a tiny G."""
+    from gan_anneal.data.targets import ring
+    from gan_anneal.score.exact import ExactScore
+
+    torch.manual_seed(0)
+    target = ring(std=0.7)
+    g = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    z = torch.randn(64, 3)
+
+    x = g(z)
+    grads_surrogate = torch.autograd.grad(score_surrogate(x, ExactScore(target.log_prob)(x)), list(g.parameters()))
+    grads_direct = torch.autograd.grad(target.log_prob(g(z)).mean(), list(g.parameters()))
+    for a, b in zip(grads_surrogate, grads_direct):
+        assert torch.allclose(a, b, atol=1e-5)
+    # ...but not the value: the surrogate is no likelihood
+    with torch.no_grad():
+        value = float(score_surrogate(x, ExactScore(target.log_prob)(x)))
+        assert not math.isclose(value, float(target.log_prob(x).mean()))
+
+
+def test_dsm_score_agrees_with_the_exact_score_where_the_mixture_has_mass(tmp_path):
+    from gan_anneal.data.targets import ring
+    from gan_anneal.score.dsm import pretrained_data_score
+    from gan_anneal.score.exact import ExactScore
+
+    torch.manual_seed(0)
+    target = ring(n_modes=3, radius=1.5, std=0.5)
+    spec = {"dataset": "ring3", "sigma": 0.1, "steps": 1500, "hidden": 128, "depth": 3, "lr": 1e-3,
+            "batch_size": 512, "seed": 0}
+    messages = []
+    dsm = pretrained_data_score(target.sample, (2,), spec, tmp_path, torch.device("cpu"), log=messages.append)
+    x = target.sample(4000)
+    x = x[target.log_prob(x) > target.log_prob(x).median()]  # the denser half: where a score can be learnt
+    exact = ExactScore(target.log_prob)(x)
+    estimate = dsm(x)
+    cosine = torch.nn.functional.cosine_similarity(estimate, exact, dim=1)
+    rel = (estimate - exact).norm(dim=1) / exact.norm(dim=1).clamp(min=1.0)
+    assert float(cosine.median()) > 0.95 and float(rel.median()) < 0.3
+
+    # a second build with the same spec loads the cache instead of training
+    again = pretrained_data_score(target.sample, (2,), spec, tmp_path, torch.device("cpu"), log=messages.append)
+    assert "training" in messages[0] and "loaded" in messages[1]
+    assert torch.equal(again(x), estimate)
+
+
+@pytest.mark.parametrize("divergence", ["rkl", "jsd", "wgan"])
+@pytest.mark.parametrize("regularizer", ["likelihood", "entropy"])
+def test_every_divergence_regularizer_anneal_combination_trains(train_run, divergence, regularizer):
+    for anneal in ["none", "static", "pma", "nma", "oa", "ramp"]:
+        outcome, run = train_run(f"divergence={divergence}", f"regularizer={regularizer}", f"anneal={anneal}",
+                                 "anneal.lam=0.5" if anneal == "static" else f"anneal={anneal}",
+                                 "train.steps=4", "train.log_every=2", "train.eval_samples=200",
+                                 name=f"{divergence}-{regularizer}-{anneal}")
+        assert outcome == "done", (anneal, run.read_summary())
+        records = run.read_metrics()
+        assert all({"lam", "beta", "w"} <= set(r) for r in records)
+
+
+def test_gibbs_optimum_at_a_small_budget(tmp_path):
+    """Catches sign errors: sharpening, flattening and the negative map all move the variance the right way."""
+    from gan_anneal.experiments.gibbs import run_gibbs_check
+
+    grid = [("likelihood", "symmetric", 3.0), ("likelihood", "symmetric", -1.0), ("entropy", "symmetric", 1.0)]
+    rows = run_gibbs_check(tmp_path, grid=grid, steps=800, jobs=1)
+    measured = {(r.regularizer, r.lam): r for r in rows}
+    assert all(r.status == "done" for r in rows)
+    assert measured[("likelihood", 3.0)].predicted_var == pytest.approx(0.25)
+    for r in rows:
+        assert r.rel_error < 0.25, (r.regularizer, r.lam, r.measured_var, r.predicted_var)
+    assert (tmp_path / "gibbs.md").exists() and (tmp_path / "gibbs.png").exists()
