@@ -140,6 +140,92 @@ def figure(
     typer.echo(f"wrote {path}")
 
 
+@app.command()
+def evaluate(
+    run_dir: str = typer.Argument(..., help="A run directory (the folder `ganneal train` printed)."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: is,fid,kid (or none). "
+                                          "Default: the run's evaluate.metrics (is,fid)."),
+    num_samples: Optional[int] = typer.Option(None, "--num-samples", "-n", help="Generated samples (default 50000)."),
+    inception_weights: Optional[str] = typer.Option(None, "--inception-weights", help="weights-inception-2015-12-"
+                                                    "05-6726825d.pth (else config, $GANNEAL_INCEPTION_WEIGHTS, "
+                                                    "torch's hub cache)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Feature-extraction batch (default 64)."),
+    extractor: Optional[str] = typer.Option(None, "--extractor", help="inception-v3-compat (default) or "
+                                            "ganneal-tiny (offline stand-in: smoke tests only)."),
+    generator: Optional[str] = typer.Option(None, "--generator", help="auto (EMA when kept) | ema | raw."),
+    reference_split: Optional[str] = typer.Option(None, "--reference-split", help="Default: train."),
+    reference_count: Optional[int] = typer.Option(None, "--reference-count", help="Use the first N reference images."),
+    is_splits: Optional[int] = typer.Option(None, "--is-splits", help="IS splits (default 10)."),
+    cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Real-statistics cache (default "
+                                            "$GANNEAL_CACHE/fidelity)."),
+    download_weights: bool = typer.Option(False, "--download-weights", help="Let torch-fidelity download the "
+                                          "Inception weights when they are nowhere on disk (needs internet)."),
+    verbose: bool = typer.Option(False, "--verbose", help="torch-fidelity's progress output."),
+    probe: Optional[str] = typer.Option(None, "--probe", help="Fresh-critic divergences, e.g. js,rkl,w (BGAN)."),
+    probe_steps: int = typer.Option(2000, "--probe-steps", help="Training steps of each fresh critic."),
+) -> None:
+    """IS / FID / KID of a run's generator through torch-fidelity, written with their protocol to
+    <run>/eval.json. [dim]Examples: ganneal evaluate runs/<run> --metrics is,fid,kid --num-samples 50000 ·
+    ganneal evaluate runs/<run> --inception-weights ~/weights/weights-inception-2015-12-05-6726825d.pth[/]"""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from gan_anneal.errors import UserError
+    from gan_anneal.evaluate.fidelity import resolve_options
+
+    console = Console()
+    if probe and metrics is None:  # --probe alone: only the fresh-critic measures
+        metrics = "none"
+    try:
+        options = resolve_options(Path(run_dir), metrics=metrics, num_samples=num_samples, batch_size=batch_size,
+                                  extractor=extractor, inception_weights=inception_weights,
+                                  download_weights=download_weights, reference_split=reference_split,
+                                  reference_count=reference_count, is_splits=is_splits, generator=generator,
+                                  cache_dir=cache_dir, verbose=verbose)
+        measures = [m.strip() for m in probe.split(",") if m.strip()] if probe else []
+        if probe is not None and not measures:
+            raise UserError("--probe needs a comma-separated list of measures, e.g. js,rkl,w.")
+        if not options.metrics and not measures:
+            raise UserError("--metrics none and no --probe: nothing to evaluate.")
+        run_probes = None
+        if measures:
+            try:
+                from gan_anneal.evaluate.critic_probe import run_probes
+            except ModuleNotFoundError as error:
+                if error.name != "gan_anneal.evaluate.critic_probe":
+                    raise
+                raise UserError("--probe needs gan_anneal.evaluate.critic_probe (the BGAN fresh-critic "
+                                "evaluation), which this installation does not have.") from None
+        if options.metrics:
+            from gan_anneal.evaluate.fidelity import evaluate_run
+
+            result = evaluate_run(run_dir, options, log=lambda m: console.print(f"[dim]{m}[/]"))
+            _print_fidelity(console, result)
+        if run_probes is not None:  # prints its own table and merges its numbers into eval.json
+            run_probes(run_dir, measures, probe_steps)
+    except UserError as error:
+        fail(str(error))
+    console.print(f"written: [bold]{Path(run_dir) / 'eval.json'}[/]")
+
+
+def _print_fidelity(console, result: dict) -> None:
+    from rich.table import Table
+
+    p = result["protocol"]
+    extractor = p["feature_extractor"]
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result["metrics"].items():
+        table.add_row(key, f"{value:.6g}")
+    console.print(table)
+    console.print(f"{p['generator']} generator at step {p['checkpoint_step']}, {p['num_samples']} samples vs "
+                  f"{p['reference']['dataset']}/{p['reference']['split']} ({p['reference']['size']} images), "
+                  f"{extractor['name']}" + (" [bold yellow](stand-in: not Inception numbers)[/]"
+                                            if extractor["stand_in"] else ""))
+
+
 def main() -> None:
     app()
 

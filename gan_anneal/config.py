@@ -31,6 +31,7 @@ class TrainSchema:
     checkpoint_every: int = 500
     eval_samples: int = 10000
     progress: bool = True
+    ema: float = 0.0  # decay of an EMA copy of the generator, e.g. 0.999; 0 = off (train/ema.py)
 
 
 @dataclass
@@ -47,12 +48,29 @@ class MetricsSchema:
 
 
 @dataclass
+class EvaluateSchema:
+    """Defaults of `ganneal evaluate` (IS / FID / KID through torch-fidelity); its options override these."""
+
+    metrics: str = "is,fid"
+    num_samples: int = 50000
+    batch_size: int = 64
+    extractor: str = "inception-v3-compat"  # or ganneal-tiny: the offline stand-in (tests, smoke runs)
+    inception_weights: Optional[str] = None  # weights-inception-2015-12-05-6726825d.pth
+    reference_split: str = "train"
+    is_splits: int = 10
+    generator: str = "auto"  # auto (EMA when the run kept one) | ema | raw
+    cache_dir: Optional[str] = None  # real-image statistics; default $GANNEAL_CACHE/fidelity
+    seed: int = 2020
+
+
+@dataclass
 class Schema:
     seed: int = 0
     resume: Optional[str] = None
     train: TrainSchema = field(default_factory=TrainSchema)
     optim: OptimSchema = field(default_factory=OptimSchema)
     metrics: MetricsSchema = field(default_factory=MetricsSchema)
+    evaluate: EvaluateSchema = field(default_factory=EvaluateSchema)
     dataset: Any = MISSING
     model: Any = MISSING
     divergence: Any = MISSING

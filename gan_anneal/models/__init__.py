@@ -36,6 +36,15 @@ MODELS.register("discrete_dcgan")(discrete_dcgan)  # Bernoulli / categorical DCG
 MODELS.register("text_resnet")(text_resnet)  # 1-D conv residual nets for one-hot character sequences
 
 
+from functools import partial  # noqa: E402
+
+from gan_anneal.models.dcgan import dcgan  # noqa: E402  (images, issue 5)
+
+MODELS.register("dcgan")(dcgan)  # DCGAN for any power-of-two image size
+MODELS.register("dcgan32")(partial(dcgan, resolution=32, name="dcgan32"))  # DESIGN.md decision 6
+MODELS.register("dcgan64")(partial(dcgan, resolution=64, name="dcgan64"))  # CelebA 64×64
+
+
 def build_models(settings: dict, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     settings = dict(settings)
     return MODELS.build(settings.pop("name"), data_shape=tuple(data_shape), **settings)

@@ -93,6 +93,7 @@ class Experiment:
     opt_d: torch.optim.Optimizer
     data_shape: tuple[int, ...]
     generator_update: object
+    ema: object = None  # train/ema.py's EMA of the generator, or None (train.ema=0)
 
 
 def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Experiment:
@@ -111,5 +112,8 @@ def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Exp
     opt_g = torch.optim.Adam(generator.parameters(), lr=o.lr_g, betas=betas)
     opt_d = torch.optim.Adam(critic.parameters(), lr=o.lr_d, betas=betas)
     generator_update = build_generator_update(as_dict(cfg.generator_update))
+    from gan_anneal.train.ema import build_ema
+
+    ema = build_ema(generator, cfg.train.get("ema", 0.0))
     return Experiment(cfg, device, target, generator, critic, divergence, regularizer, schedule, opt_g, opt_d,
-                      data_shape, generator_update)
+                      data_shape, generator_update, ema=ema)

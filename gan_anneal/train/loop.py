@@ -61,6 +61,7 @@ def checkpoint_state(exp: Experiment, step: int) -> dict:
         "opt_d": exp.opt_d.state_dict(),
         "regularizer": exp.regularizer.state_dict(),
         "generator_update": getattr(exp.generator_update, "state_dict", dict)(),  # e.g. BGAN's running log Z
+        "ema": exp.ema.state_dict() if exp.ema is not None else {},
         "rng": rng_state(),
     }
 
@@ -73,14 +74,17 @@ def restore(exp: Experiment, state: dict) -> int:
     exp.regularizer.load_state_dict(state["regularizer"])
     if hasattr(exp.generator_update, "load_state_dict"):
         exp.generator_update.load_state_dict(state.get("generator_update", {}))
+    if exp.ema is not None and state.get("ema"):
+        exp.ema.load_state_dict(state["ema"])
     set_rng_state(state["rng"])
     return int(state["step"])
 
 
 @torch.inference_mode()
 def generate(exp: Experiment, n: int, batch: int = 10_000) -> torch.Tensor:
+    g = exp.ema.model if exp.ema is not None else exp.generator  # the EMA weights, when kept, are the ones shown
     exp.generator.eval()
-    parts = [exp.generator(exp.generator.sample_noise(min(batch, n - i), exp.device)) for i in range(0, n, batch)]
+    parts = [g(g.sample_noise(min(batch, n - i), exp.device)) for i in range(0, n, batch)]
     exp.generator.train()
     return torch.cat(parts)
 
@@ -116,6 +120,8 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
         exp.opt_g.zero_grad(set_to_none=True)
         total_g.backward()
         exp.opt_g.step()
+    if exp.ema is not None:
+        exp.ema.update(g)
 
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
             "penalty": penalty.detach() if penalty is not None else 0.0,

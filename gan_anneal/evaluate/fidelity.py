@@ -1,0 +1,462 @@
+"""IS / FID / KID of a run's generator through torch-fidelity, with the protocol written next to every number.
+
+    ganneal evaluate runs/<run> --metrics is,fid,kid --num-samples 50000
+
+torch-fidelity computes the metrics (`calculate_metrics`); nothing here re-implements them. This module
+only prepares the two inputs and records how the numbers were made:
+
+- the generator, wrapped to produce uint8 3×H×W images (grey images repeated to three channels) with the
+  same quantisation the real images have (data/images.py: round((x + 1)·127.5)); torch-fidelity's noise
+  gives only the batch size, the generator draws its own noise (`sample_noise`) from a private seeded stream;
+- the reference split as a Dataset of uint8 tensors, cached by torch-fidelity under a key that covers
+  everything that changes its statistics: data set, split, count, preprocessing, the pixels' sha256,
+  the feature extractor and the sha256 of its weights, and torch-fidelity's version;
+- the Inception weights come from --inception-weights, `evaluate.inception_weights` in the run's config,
+  $GANNEAL_INCEPTION_WEIGHTS, or torch's hub cache; with none of them the call fails at once (UserError)
+  naming the file, unless the user asked for the download (`--download-weights`).
+
+`ganneal-tiny` is a stand-in feature extractor (a fixed random conv net, no file needed) registered with
+torch-fidelity so the whole path runs offline in well under a second: for tests and CPU smoke runs only.
+Its numbers are not comparable with anyone's Inception numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gan_anneal.errors import UserError
+
+INCEPTION = "inception-v3-compat"
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+TINY = "ganneal-tiny"
+KNOWN_METRICS = ("is", "fid", "kid")
+WEIGHTS_ENV = "GANNEAL_INCEPTION_WEIGHTS"
+
+
+# Inception weights: found, or a clear failure, before anything heavy is imported ----------------------
+
+def torch_hub_dir() -> Path:
+    """torch.hub.get_dir() without importing torch: $TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub."""
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")), "torch")
+    return Path(os.path.expanduser(torch_home)) / "hub"
+
+
+def resolve_inception_weights(cli_path: str | None, config_path: str | None, download: bool = False) -> Path | None:
+    """The Inception weights file to use, in order: option, config, environment, torch's hub cache.
+
+    Returns None only when `download` is true and no file exists (torch-fidelity then downloads it into the
+    hub cache). A named file that does not exist is an error, not a fallback."""
+    for source, value in (("--inception-weights", cli_path), ("evaluate.inception_weights", config_path),
+                          (f"${WEIGHTS_ENV}", os.environ.get(WEIGHTS_ENV))):
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise UserError(f"{source} names {path}, which is not a file. It should be torch-fidelity's "
+                                f"Inception-v3 weights, {INCEPTION_FILE} (about 91 MB).")
+            return path
+    cached = torch_hub_dir() / "checkpoints" / INCEPTION_FILE
+    if cached.is_file():
+        return cached
+    if download:
+        return None
+    raise UserError(
+        f"IS, FID and KID need torch-fidelity's Inception-v3 weights, {INCEPTION_FILE} (about 91 MB), and none "
+        f"was found: no --inception-weights, no evaluate.inception_weights in the run's config, no "
+        f"${WEIGHTS_ENV}, and not in torch's hub cache ({cached}). Put the file at {cached} (or anywhere, and "
+        f"pass --inception-weights PATH or set ${WEIGHTS_ENV}); on a machine with internet access, "
+        f"--download-weights lets torch-fidelity fetch it there. For an offline smoke test only, "
+        f"--extractor {TINY} uses a stand-in network whose numbers are not Inception scores.")
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def parse_metrics(text: str) -> list[str]:
+    names = [m.strip().lower() for m in str(text).split(",") if m.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [m for m in names if m not in KNOWN_METRICS]
+    if unknown or not names:
+        raise UserError(f"--metrics {text!r}: unknown {', '.join(unknown) or 'empty list'}. "
+                        f"Valid: a comma-separated subset of {','.join(KNOWN_METRICS)}, or none.")
+    return list(dict.fromkeys(names))
+
+
+# The stand-in extractor ---------------------------------------------------------------------------------
+
+def register_stand_in_extractor() -> str:
+    """Register `ganneal-tiny` with torch-fidelity once per process (its registry refuses a second time)."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    if TINY not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(TINY, _tiny_extractor_class())
+    return TINY
+
+
+def _tiny_extractor_class():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+    class TinyExtractor(FeatureExtractorBase):
+        """uint8 (B, 3, H, W) → 32×32 → three random 3×3 convs (Kaiming, seed 0) → 64 features → 10 logits.
+
+        Weights come from a fixed seed, or from `feature_extractor_weights_path` (a state_dict) if given."""
+
+        def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+            super().__init__(name, features_list)
+            self.convs = nn.ModuleList([nn.Conv2d(3, 16, 3, stride=2, padding=1),
+                                        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+                                        nn.Conv2d(32, 64, 3, stride=1, padding=1)])
+            self.fc = nn.Linear(64, 10)
+            generator = torch.Generator().manual_seed(0)
+            with torch.no_grad():
+                for module, gain in ((self.convs[0], 2.0), (self.convs[1], 2.0), (self.convs[2], 2.0), (self.fc, 400.0)):
+                    fan_in = module.weight[0].numel()  # Kaiming; the logits are scaled up so that IS varies
+                    module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * (gain / fan_in) ** 0.5)
+                    module.bias.zero_()
+            if feature_extractor_weights_path:
+                self.load_state_dict(torch.load(feature_extractor_weights_path, map_location="cpu",
+                                                weights_only=True))
+
+        @staticmethod
+        def get_provided_features_list():
+            return "features", "logits"
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return {"isc": "logits", "fid": "features", "kid": "features", "prc": "features"}[metric]
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+
+        def forward(self, x):
+            x = x.float() / 127.5 - 1
+            x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+            for conv in self.convs:
+                x = F.leaky_relu(conv(x), 0.2)
+            features = x.mean(dim=(2, 3))
+            out = {"features": features, "logits": self.fc(features)}
+            return tuple(out[name] for name in self.features_list)
+
+    return TinyExtractor
+
+
+def state_dict_sha256(module) -> str:
+    digest = hashlib.sha256()
+    for key, value in sorted(module.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def extractor_weights_sha256(name: str, weights_path: Path | None) -> str:
+    """sha256 of the weights file when there is one, else of the extractor's own (seeded) state_dict."""
+    if weights_path is not None:
+        return file_sha256(weights_path)
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    if name not in FEATURE_EXTRACTORS_REGISTRY:
+        raise UserError(f"--extractor {name}: torch-fidelity has no such feature extractor. Valid: "
+                        f"{', '.join(sorted(FEATURE_EXTRACTORS_REGISTRY))}.")
+    cls = FEATURE_EXTRACTORS_REGISTRY[name]
+    return state_dict_sha256(cls(name, [cls.get_default_feature_layer_for_metric("fid")]))
+
+
+# Inputs -----------------------------------------------------------------------------------------------
+
+def _uint8_dataset_class():
+    from torch.utils.data import Dataset
+
+    class UInt8Images(Dataset):
+        """uint8 (N, C, H, W) images as torch-fidelity wants them: one 3×H×W uint8 tensor per item, no label."""
+
+        def __init__(self, images):
+            if images.dim() != 4 or images.shape[1] not in (1, 3):
+                raise ValueError(f"expected uint8 images (N, 1|3, H, W), got {tuple(images.shape)}")
+            self.images = images.cpu()
+
+        def __len__(self):
+            return len(self.images)
+
+        def __getitem__(self, i):
+            image = self.images[i]
+            return image.expand(3, -1, -1).contiguous() if image.shape[0] == 1 else image
+
+    return UInt8Images
+
+
+def uint8_dataset(images):
+    return _uint8_dataset_class()(images)
+
+
+def generator_input(generator, seed: int = 2020):
+    """The generator wrapped for torch-fidelity: z → uint8 3×H×W images.
+
+    torch-fidelity's z gives only the batch size: the generator draws its own noise (`sample_noise`, on the
+    CPU, so a seed gives the same samples on any device) from a private random stream seeded with `seed`,
+    untouched by anything torch-fidelity does in between."""
+    import torch
+    from torch import nn
+    from torch_fidelity import GenerativeModelModuleWrapper
+
+    from gan_anneal.data.images import to_uint8
+
+    class ToUInt8(nn.Module):
+        def __init__(self, g):
+            super().__init__()
+            self.g = g
+            self.rng_state = torch.Generator().manual_seed(int(seed)).get_state()
+
+        def forward(self, z):
+            with torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(self.rng_state)
+                noise = self.g.sample_noise(len(z), torch.device("cpu"))
+                self.rng_state = torch.get_rng_state()
+            x = to_uint8(self.g(noise.to(z.device)))
+            return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+    return GenerativeModelModuleWrapper(ToUInt8(generator), int(generator.z_dim), "normal", 0)
+
+
+# The metrics --------------------------------------------------------------------------------------------
+
+def reference_cache_key(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def compute_metrics(input1, input2, metrics: list[str], *, extractor: str, weights_path: Path | None,
+                    num_samples: int | None = None, batch_size: int = 64, is_splits: int = 10,
+                    kid_subset_size: int = 1000, input2_cache_name: str | None = None,
+                    cache_root: Path | None = None, seed: int = 2020, verbose: bool = False) -> dict[str, float]:
+    """One torch-fidelity call; returns is_mean, is_std, fid, kid_mean, kid_std for the metrics asked.
+
+    `input1` is a torch-fidelity generator (give `num_samples`) or a Dataset of uint8 images; `input2` the
+    reference Dataset (needed for fid and kid). A reference is cached on disk only with `input2_cache_name`."""
+    import torch
+    import torch_fidelity
+
+    if extractor == TINY:
+        register_stand_in_extractor()
+    binary = "fid" in metrics or "kid" in metrics
+    kwargs: dict[str, Any] = dict(
+        input1=input1, input2=input2 if binary else None, cuda=torch.cuda.is_available(), save_cpu_ram=True,
+        isc="is" in metrics, fid="fid" in metrics, kid="kid" in metrics, feature_extractor=extractor,
+        batch_size=int(batch_size), isc_splits=int(is_splits), kid_subset_size=int(kid_subset_size),
+        rng_seed=int(seed), verbose=verbose, cache=input2_cache_name is not None,
+    )
+    if weights_path is not None:
+        kwargs["feature_extractor_weights_path"] = str(weights_path)
+    if num_samples is not None:
+        kwargs["input1_model_num_samples"] = int(num_samples)
+    if input2_cache_name is not None and binary:
+        kwargs["input2_cache_name"] = input2_cache_name
+        kwargs["cache_root"] = str(cache_root)
+    raw = torch_fidelity.calculate_metrics(**kwargs)
+    names = {"inception_score_mean": "is_mean", "inception_score_std": "is_std",
+             "frechet_inception_distance": "fid", "kernel_inception_distance_mean": "kid_mean",
+             "kernel_inception_distance_std": "kid_std"}
+    return {names[k]: float(v) for k, v in raw.items() if k in names}
+
+
+# A run directory → eval.json ---------------------------------------------------------------------------
+
+@dataclass
+class EvalOptions:
+    metrics: list[str]
+    num_samples: int
+    batch_size: int
+    extractor: str
+    weights_path: Path | None
+    download_weights: bool
+    reference_split: str
+    reference_count: int | None
+    is_splits: int
+    generator: str  # auto | ema | raw
+    cache_dir: Path
+    seed: int
+    verbose: bool = False
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("GANNEAL_CACHE", Path.home() / ".cache" / "ganneal")) / "fidelity"
+
+
+def resolve_options(run_dir: Path, *, metrics=None, num_samples=None, batch_size=None, extractor=None,
+                    inception_weights=None, download_weights=False, reference_split=None, reference_count=None,
+                    is_splits=None, generator=None, cache_dir=None, seed=None, verbose=False) -> EvalOptions:
+    """Options from the command line, else the run's `evaluate:` config, else the defaults. No torch import:
+    every bad-input path (unknown metric, missing run, missing weights) fails here, at once."""
+    from omegaconf import OmegaConf
+
+    from gan_anneal.results.rundir import RunDir
+
+    run = RunDir(run_dir)
+    if not run.exists():
+        raise UserError(f"'{run_dir}' is not a run directory (no config.yaml there). Pass the folder `ganneal "
+                        "train` printed.")
+    if not run.checkpoint.is_file():
+        raise UserError(f"{run_dir} has no checkpoint ({run.checkpoint}); train it first (or resume it).")
+    cfg = OmegaConf.to_container(run.read_config(), resolve=False)
+    ev = dict(cfg.get("evaluate") or {})
+
+    def pick(cli, key, default):
+        return cli if cli is not None else ev.get(key, default)
+
+    names = parse_metrics(pick(metrics, "metrics", "is,fid"))
+    extractor = str(pick(extractor, "extractor", INCEPTION))
+    if extractor not in (INCEPTION, TINY):
+        raise UserError(f"--extractor must be {INCEPTION} (the standard IS/FID network) or {TINY} (an offline "
+                        f"stand-in for tests and smoke runs), got '{extractor}'.")
+    generator = str(pick(generator, "generator", "auto"))
+    if generator not in ("auto", "ema", "raw"):
+        raise UserError(f"--generator must be auto, ema or raw, got '{generator}'.")
+    n = int(pick(num_samples, "num_samples", 50000))
+    if n < 2:
+        raise UserError(f"--num-samples must be at least 2, got {n}.")
+    splits = int(pick(is_splits, "is_splits", 10))
+    if "is" in names and not 1 <= splits <= n:
+        raise UserError(f"IS splits must be between 1 and the sample count {n}, got {splits}.")
+    weights = None
+    if names and extractor == INCEPTION:
+        weights = resolve_inception_weights(inception_weights, ev.get("inception_weights"), download_weights)
+    elif inception_weights:
+        weights = Path(inception_weights).expanduser()
+        if not weights.is_file():
+            raise UserError(f"--inception-weights names {weights}, which is not a file.")
+    cache = pick(cache_dir, "cache_dir", None)
+    return EvalOptions(
+        metrics=names, num_samples=n, batch_size=int(pick(batch_size, "batch_size", 64)), extractor=extractor,
+        weights_path=weights, download_weights=download_weights,
+        reference_split=str(pick(reference_split, "reference_split", "train")),
+        reference_count=int(reference_count) if reference_count else None, is_splits=splits, generator=generator,
+        cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
+        seed=int(pick(seed, "seed", 2020)), verbose=verbose)
+
+
+def load_generator(run_dir: Path, cfg, data_shape, device, which: str):
+    """The run's generator from its checkpoint: the EMA copy when kept (unless which=raw), else the raw one."""
+    from omegaconf import OmegaConf
+
+    from gan_anneal.models import build_models
+    from gan_anneal.results.rundir import RunDir
+    from gan_anneal.train.checkpoint import load_checkpoint
+
+    state = load_checkpoint(RunDir(run_dir).checkpoint, map_location="cpu")
+    generator, _ = build_models(OmegaConf.to_container(cfg.model, resolve=True), data_shape)
+    ema = state.get("ema") or {}
+    if which == "ema" and not ema:
+        raise UserError(f"--generator ema: {run_dir} kept no EMA of its generator (it trained with train.ema=0). "
+                        "Use --generator raw or auto.")
+    used = "ema" if ema and which in ("auto", "ema") else "raw"
+    generator.load_state_dict(ema["model"] if used == "ema" else state["generator"])
+    return generator.to(device).eval().requires_grad_(False), used, int(state["step"])
+
+
+def evaluate_run(run_dir: str | Path, options: EvalOptions, log=print) -> dict:
+    """Compute the metrics of a run's checkpoint and merge them into <run>/eval.json (under "fidelity")."""
+    import torch
+    import torch_fidelity
+    from omegaconf import OmegaConf
+
+    from gan_anneal.data import build_dataset
+    from gan_anneal.data.images import ImageTarget
+    from gan_anneal.results.rundir import RunDir, atomic_write_text
+
+    run = RunDir(run_dir)
+    cfg = run.read_config()
+    started = time.perf_counter()
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    reference_settings = {**dataset, "split": options.reference_split}
+    target = build_dataset(reference_settings)
+    if not isinstance(target, ImageTarget):
+        raise UserError(f"IS, FID and KID compare images, and dataset '{dataset['name']}' is not an image data set. "
+                        "Use --metrics none with --probe, or the run's summary.json metrics.")
+    images = target.uint8_images()
+    if options.reference_count:
+        if options.reference_count > len(images):
+            raise UserError(f"--reference-count {options.reference_count} exceeds the {len(images)} images of "
+                            f"{dataset['name']} ({options.reference_split}).")
+        images = images[: options.reference_count]
+    reference = ImageTarget(images, target.name, target.split, target.preprocessing)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    generator, used, step = load_generator(run.path, cfg, target.shape, device, options.generator)
+
+    if options.extractor == TINY:
+        register_stand_in_extractor()
+    if options.weights_path is None and options.extractor == INCEPTION:  # --download-weights: fetch it first
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        FeatureExtractorInceptionV3(INCEPTION, ["2048"])
+        options.weights_path = torch_hub_dir() / "checkpoints" / INCEPTION_FILE
+    weights_sha = extractor_weights_sha256(options.extractor, options.weights_path)
+    key_spec = {
+        "dataset": target.name, "split": options.reference_split, "count": len(reference),
+        "preprocessing": target.preprocessing, "pixels_sha256": reference.fingerprint(),
+        "extractor": options.extractor, "extractor_weights_sha256": weights_sha,
+        "torch_fidelity": torch_fidelity.__version__,
+    }
+    key = reference_cache_key(key_spec)
+    cache_name = f"ganneal-{key}"
+    options.cache_dir.mkdir(parents=True, exist_ok=True)
+    cached_before = any(options.cache_dir.glob(f"{cache_name}-*"))
+    atomic_write_text(options.cache_dir / f"{cache_name}.json", json.dumps(key_spec, indent=2, sort_keys=True) + "\n")
+    kid_subset = min(1000, options.num_samples, len(reference))
+    log(f"evaluating {used} generator (step {step}) on {options.num_samples} samples against "
+        f"{target.name}/{options.reference_split} ({len(reference)} images) with {options.extractor}"
+        + (" (reference statistics cached)" if cached_before and {"fid", "kid"} & set(options.metrics) else ""))
+    values = compute_metrics(
+        generator_input(generator, options.seed), uint8_dataset(reference.images), options.metrics,
+        extractor=options.extractor,
+        weights_path=options.weights_path, num_samples=options.num_samples, batch_size=options.batch_size,
+        is_splits=options.is_splits, kid_subset_size=kid_subset, input2_cache_name=cache_name,
+        cache_root=options.cache_dir, seed=options.seed, verbose=options.verbose)
+
+    summary = run.read_summary()
+    protocol = {
+        "num_samples": options.num_samples,
+        "generator": used,
+        "checkpoint_step": step,
+        "run_status": summary.get("status"),
+        "reference": {"dataset": target.name, "split": options.reference_split, "size": len(reference),
+                      "preprocessing": target.preprocessing, "pixels_sha256": key_spec["pixels_sha256"]},
+        "is_splits": options.is_splits if "is" in options.metrics else None,
+        "kid_subsets": 100 if "kid" in options.metrics else None,
+        "kid_subset_size": kid_subset if "kid" in options.metrics else None,
+        "feature_extractor": {"name": options.extractor,
+                              "weights": str(options.weights_path) if options.weights_path else None,
+                              "weights_sha256": weights_sha,
+                              "stand_in": options.extractor == TINY},
+        "torch_fidelity": torch_fidelity.__version__,
+        "quantisation": "uint8, round((x + 1) * 127.5); grey repeated to 3 channels",
+        "noise_seed": options.seed,
+        "batch_size": options.batch_size,
+        "device": str(device),
+        "reference_cache": {"key": key, "dir": str(options.cache_dir), "hit": cached_before},
+        "seconds": round(time.perf_counter() - started, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    fidelity = {"metrics": values, "protocol": protocol}
+    path = run.path / "eval.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    record["fidelity"] = fidelity
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return fidelity
