@@ -96,3 +96,22 @@ def test_unknown_divergence_names_the_choices():
 
     with pytest.raises(UserError, match="Valid choices: .*jsd.*rkl.*wgan"):
         DIVERGENCES.build("nope")
+
+
+@pytest.mark.parametrize("slope", [0.5, 2.0])
+def test_zero_centred_penalties_of_a_linear_critic(slope):
+    from gan_anneal.objectives.penalties import real_gradient_norm_penalty, zero_centred_gradient_penalty
+
+    direction = torch.tensor([0.6, 0.8])
+    critic = lambda x: (x * (slope * direction)).sum(1)  # noqa: E731
+    real, fake = torch.randn(16, 2), torch.randn(16, 2)
+    assert float(zero_centred_gradient_penalty(critic, real, fake)) == pytest.approx(slope**2, rel=1e-6)
+    assert float(real_gradient_norm_penalty(critic, real, fake)) == pytest.approx(slope**2, rel=1e-6)
+
+
+def test_rkl_penalty_is_configurable_and_validated():
+    from gan_anneal.errors import UserError
+
+    assert DIVERGENCES.build("rkl", penalty="gp0", penalty_weight=1.0).penalty_weight == 1.0
+    with pytest.raises(UserError, match="gp0"):
+        DIVERGENCES.build("rkl", penalty="bogus", penalty_weight=1.0)

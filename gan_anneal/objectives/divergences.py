@@ -20,7 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from gan_anneal.errors import UserError
-from gan_anneal.objectives.penalties import real_gradient_norm_penalty, wgan_gradient_penalty
+from gan_anneal.objectives.penalties import (
+    real_gradient_norm_penalty,
+    wgan_gradient_penalty,
+    zero_centred_gradient_penalty,
+)
 from gan_anneal.registry import Registry
 
 Tensor = torch.Tensor
@@ -54,6 +58,7 @@ F_ROWS: dict[str, FRow] = {
 }
 
 GENERATOR_LOSSES = ("minimax", "proxy", "boundary")
+CRITIC_PENALTIES = {"roth": real_gradient_norm_penalty, "gp0": zero_centred_gradient_penalty}
 
 
 class Divergence:
@@ -90,8 +95,8 @@ class FDivergence(Divergence):
             raise UserError(
                 f"Unknown generator_loss '{generator_loss}'. Valid: {', '.join(GENERATOR_LOSSES)}."
             )
-        if penalty not in ("none", "roth"):
-            raise UserError(f"Unknown critic penalty '{penalty}'. Valid: none, roth.")
+        if penalty not in ("none", *CRITIC_PENALTIES):
+            raise UserError(f"Unknown critic penalty '{penalty}'. Valid: none, {', '.join(CRITIC_PENALTIES)}.")
         self.name, self.row, self.generator_loss_kind = name, F_ROWS[row], generator_loss
         self.penalty_kind, self.penalty_weight = penalty, float(penalty_weight)
 
@@ -108,7 +113,7 @@ class FDivergence(Divergence):
     def penalty(self, critic, real: Tensor, fake: Tensor) -> Tensor | None:
         if self.penalty_kind == "none" or self.penalty_weight == 0:
             return None
-        return self.penalty_weight * real_gradient_norm_penalty(critic, real, fake)
+        return self.penalty_weight * CRITIC_PENALTIES[self.penalty_kind](critic, real, fake)
 
     def log_weight(self, out: Tensor) -> Tensor:
         return out
