@@ -80,9 +80,14 @@ def train(
     if resume:
         raise typer.Exit(_resume(resume, overrides))
     try:
-        validate_cli_overrides(overrides, multirun)
+        first = validate_cli_overrides(overrides, multirun)
     except UserError as error:
         fail(str(error))
+    if multirun and not cfg:  # pin the sweep dir, so the jobs' summaries can be read back from it
+        overrides, sweep_dir = _pin_sweep_dir(overrides, first)
+    import time
+
+    started = time.time()
 
     from gan_anneal.hydra_app import OUTCOMES, hydra_train
     from gan_anneal.runner import EXIT_CODES
@@ -99,10 +104,24 @@ def train(
         sys.argv = saved_argv
     if cfg:
         return
-    if multirun:
-        _report_sweep(OUTCOMES)
-    raise typer.Exit(max((EXIT_CODES[o] for o in OUTCOMES), default=0) if not multirun else
-                     (1 if any(o != "done" for o in OUTCOMES) else 0))
+    if multirun:  # joblib/submitit jobs run in other processes: read their summary.json files
+        from gan_anneal.results.collect import sweep_outcomes
+
+        outcomes = sweep_outcomes(sweep_dir, since=started)
+        _report_sweep(outcomes)
+        typer.echo(f"sweep directory: {sweep_dir}")
+        raise typer.Exit(1 if any(o != "done" for o in outcomes) else 0)
+    raise typer.Exit(max((EXIT_CODES[o] for o in OUTCOMES), default=0))
+
+
+def _pin_sweep_dir(overrides: list[str], first) -> tuple[list[str], str]:
+    """The sweep dir the user chose, or the default one resolved now and passed to Hydra explicitly."""
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.dir=")]
+    if given:
+        return overrides, given[-1].strip("'\"")
+    sweep_dir = str(first.hydra.sweep.dir)
+    return [*overrides, f"hydra.sweep.dir='{sweep_dir}'"], sweep_dir
+
 
 
 def _report_sweep(outcomes: list[str]) -> None:
@@ -224,6 +243,131 @@ def _print_fidelity(console, result: dict) -> None:
                   f"{p['reference']['dataset']}/{p['reference']['split']} ({p['reference']['size']} images), "
                   f"{extractor['name']}" + (" [bold yellow](stand-in: not Inception numbers)[/]"
                                             if extractor["stand_in"] else ""))
+
+
+
+# Sweeps and tables (issue 6) -------------------------------------------------------------------------------
+
+def _split_list(text: Optional[str]) -> Optional[list[str]]:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sweep(
+    name: str = typer.Argument(..., help="A named sweep in conf/sweep/: cifar10_table, cifar10_table_smoke, "
+                               "toy_table."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Overrides for every run, e.g. train.steps=500.",
+                                                    show_default=False),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder (default: the sweep's, "
+                                      "runs/<name>)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Runs side by side, each in its own process "
+                             "(with cores/jobs torch threads each)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Train failed runs again (default: skip)."),
+    divergences: Optional[str] = typer.Option(None, "--divergences", help="Only these rows, e.g. rkl,jsd."),
+    columns: Optional[str] = typer.Option(None, "--columns", help="Only these columns, e.g. --columns=-1,0,PMA."),
+    check: bool = typer.Option(False, "--check", help="Only check the prerequisites (GPU, data, weights)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List each run and what would be done with it."),
+) -> None:
+    """Run a named sweep, resumably: finished runs are skipped, interrupted ones resumed, failed ones retried
+    only with --retry-failed. [dim]Examples: ganneal sweep toy_table --jobs 2 · ganneal sweep cifar10_table ·
+    ganneal sweep cifar10_table_smoke --out runs/smoke[/]"""
+    from rich.console import Console
+
+    from gan_anneal.errors import UserError
+    from gan_anneal.experiments.sweep import check_prerequisites, load_sweep, next_action, plan_jobs, run_sweep
+
+    console = Console()
+    overrides = list(overrides or [])
+    if jobs < 1:
+        fail(f"--jobs must be a positive integer, got {jobs}.")
+    try:
+        spec = load_sweep(name)
+        out_dir = out or spec.out
+        planned = plan_jobs(spec, out_dir, overrides, _split_list(divergences), _split_list(columns))
+        if not planned:
+            raise UserError("--divergences/--columns leave no run to do.")
+        from gan_anneal.config import compose
+
+        compose(planned[0].overrides)  # bad overrides fail here, once, not in every run
+        problems = check_prerequisites(spec, overrides)
+    except UserError as error:
+        fail(str(error))
+    if problems:
+        console.print(f"[bold red]sweep {name} cannot run here:[/]")
+        for problem in problems:
+            console.print(f"  [red]✗[/] {problem}", highlight=False)
+        raise typer.Exit(2)
+    if check:
+        console.print(f"[green]✓[/] sweep {name}: prerequisites present ({len(planned)} runs planned in {out_dir})")
+        return
+    if dry_run:
+        for job in planned:
+            console.print(f"{next_action(job, spec, retry_failed):12s} {job.path}", highlight=False)
+        return
+    report = run_sweep(spec, out_dir, overrides, jobs=jobs, retry_failed=retry_failed,
+                       divergences=_split_list(divergences), columns=_split_list(columns),
+                       log=lambda message: console.print(message, highlight=False, soft_wrap=True))
+    console.print(f"sweep {name}: {len(report.results)} runs worked on, exit code {report.exit_code}; "
+                  f"table: [bold]ganneal table {out_dir}[/]", soft_wrap=True)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def table(
+    runs_dir: str = typer.Argument(..., help="A folder of run directories (searched recursively for "
+                                   "summary.json), e.g. runs/cifar10_table or a multirun's sweep dir."),
+    fmt: str = typer.Option("rich", "--format", "-f", help="rich | markdown | csv | latex."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Print a published table beside ours: "
+                                            "tao2019 (Tao et al. 2019, Table 1: CIFAR-10 IS and FID)."),
+    metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="is, fid, kid, modes_covered, "
+                                               "hq_fraction, kl_target_model, ... (repeatable; default: IS and "
+                                               "FID for evaluated image runs, else the toy metrics)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Also write the table to this file."),
+) -> None:
+    """Tabulate runs in the layout of Tao et al. (2019), Table 1: rows divergence, columns λ then PMA/NMA/OA,
+    mean ± std over seeds, best per row marked. [dim]Examples: ganneal table runs/cifar10_table --reference
+    tao2019 · ganneal table runs/toy_table --format markdown --metric modes_covered[/]"""
+    from pathlib import Path
+
+    from gan_anneal.errors import UserError
+    from gan_anneal.results.collect import collect_runs, planned_grid
+    from gan_anneal.results.table import FORMATS, build_tables, default_metrics, render
+
+    if fmt not in FORMATS:
+        fail(f"--format {fmt!r}: valid are {', '.join(FORMATS)}.")
+    if not Path(runs_dir).is_dir():
+        fail(f"'{runs_dir}' is not a folder. Pass the folder holding the run directories (e.g. runs/cifar10_table).")
+    records = collect_runs(runs_dir)
+    planned = planned_grid(runs_dir)
+    if not records and not planned:
+        fail(f"No run directories under '{runs_dir}' (no summary.json found).")
+    try:
+        ref = None
+        if reference:
+            from gan_anneal.results.reference import load_reference
+
+            ref = load_reference(reference)
+        tables = build_tables(records, list(metric or default_metrics(records)), reference=ref, planned=planned)
+        text = render(tables, fmt)
+    except UserError as error:
+        fail(str(error))
+    if fmt == "rich":
+        from rich.console import Console
+
+        from gan_anneal.results.table import rich_tables, text_width
+
+        console = Console()
+        console = Console(width=max(console.width, text_width(tables)))  # a cut table is useless; let it wrap
+        for t in rich_tables(tables):
+            console.print(t)
+        stand_in = [r for r in records if r.extractor_stand_in]
+        if stand_in:
+            console.print(f"[bold yellow]{len(stand_in)} run(s) evaluated with a stand-in extractor: not Inception "
+                          "numbers.[/]")
+    else:
+        typer.echo(text, nl=False)
+    if out:
+        Path(out).write_text(text)
 
 
 def main() -> None:

@@ -16,6 +16,19 @@ OUTCOMES: list[str] = []  # outcomes of the jobs run in this process, read by th
 def hydra_train(cfg: DictConfig) -> str:
     from gan_anneal.runner import run_training
 
-    outcome = run_training(cfg, HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    if parallel_launcher_jobs(hydra_cfg) > 1 and not cfg.device.get("threads"):
+        cfg.device.threads = 1  # parallel single-thread jobs beat one multi-thread job on small CPU models
+    outcome = run_training(cfg, hydra_cfg.runtime.output_dir)
     OUTCOMES.append(outcome)
     return outcome
+
+
+def parallel_launcher_jobs(hydra_cfg) -> int:
+    """How many jobs the joblib launcher runs side by side (1 for every other launcher)."""
+    import os
+
+    if hydra_cfg.runtime.choices.get("hydra/launcher") != "joblib":
+        return 1
+    n_jobs = int(hydra_cfg.launcher.get("n_jobs") or 1)
+    return (os.cpu_count() or 1) if n_jobs < 0 else n_jobs

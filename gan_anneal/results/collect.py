@@ -1,0 +1,131 @@
+"""Collect run directories: every folder under a root that holds a summary.json, read into a flat record.
+
+A record names the table cell the run belongs to (divergence × column, where the column is the static λ
+or the dynamic schedule), its seed, its status and every number it has: the final metrics of summary.json
+(toy metrics, pixel statistics) and the IS / FID / KID of eval.json (written by `ganneal evaluate`).
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DYNAMIC = ("pma", "nma", "oa")
+MANIFEST = "sweep.yaml"  # written by `ganneal sweep` at the top of its output folder: the planned grid
+
+
+def column_key(anneal: str, lam: Any) -> str:
+    """The Table 1 column of a run: the static λ as printed ("-0.1", "0", "50"), or PMA / NMA / OA.
+
+    anneal=none (no schedule) is the λ = 0 column; any other schedule is its name in capitals."""
+    anneal = str(anneal).lower()
+    if anneal == "static":
+        return f"{float(lam):g}"
+    if anneal == "none":
+        return "0"
+    return anneal.upper()
+
+
+def column_order(key: str) -> tuple:
+    """Static λ ascending, then PMA, NMA, OA, then any other schedule by name."""
+    try:
+        return (0, float(key), "")
+    except ValueError:
+        upper = key.upper()
+        return (1, DYNAMIC.index(key.lower()), "") if key.lower() in DYNAMIC else (2, 0.0, upper)
+
+
+@dataclass
+class RunRecord:
+    path: Path
+    divergence: str
+    column: str
+    seed: int
+    dataset: str
+    status: str  # running | done | failed | diverged | interrupted | unknown
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    extractor_stand_in: bool = False  # IS/FID made with the offline stand-in extractor (smoke runs)
+
+
+def _fidelity_numbers(path: Path) -> tuple[dict[str, float], bool]:
+    """IS / FID / KID from eval.json, and whether they came from the stand-in extractor."""
+    eval_json = path / "eval.json"
+    if not eval_json.is_file():
+        return {}, False
+    try:
+        fidelity = json.loads(eval_json.read_text()).get("fidelity") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}, False
+    numbers = fidelity.get("metrics") or {}
+    stand_in = bool(((fidelity.get("protocol") or {}).get("feature_extractor") or {}).get("stand_in"))
+    return {k: float(v) for k, v in numbers.items() if isinstance(v, (int, float))}, stand_in
+
+
+def read_run(path: Path) -> RunRecord | None:
+    """One run directory as a record, or None if it is not a training run (no config.yaml)."""
+    from omegaconf import OmegaConf
+
+    if not (path / "config.yaml").is_file():
+        return None
+    try:
+        cfg = OmegaConf.to_container(OmegaConf.load(path / "config.yaml"), resolve=False)
+        summary = json.loads((path / "summary.json").read_text()) if (path / "summary.json").is_file() else {}
+    except Exception:  # noqa: BLE001 -- a half-written or foreign file: list it as unknown
+        return RunRecord(path, "?", "?", 0, "?", "unknown")
+    anneal = cfg.get("anneal") or {}
+    metrics = {k: float(v) for k, v in (summary.get("metrics") or {}).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    fidelity, stand_in = _fidelity_numbers(path)
+    metrics.update(fidelity)
+    return RunRecord(
+        path=path, divergence=str((cfg.get("divergence") or {}).get("name", "?")),
+        column=column_key(anneal.get("name", "none"), anneal.get("lam", 0.0)), seed=int(cfg.get("seed", 0)),
+        dataset=str((cfg.get("dataset") or {}).get("name", "?")), status=str(summary.get("status", "unknown")),
+        metrics=metrics, error=summary.get("error"), extractor_stand_in=stand_in)
+
+
+def collect_runs(root: str | Path) -> list[RunRecord]:
+    """Every run under `root` (recursively: any folder with a summary.json), sorted by path."""
+    root = Path(root)
+    paths = sorted({p.parent for p in root.rglob("summary.json")})
+    if (root / "summary.json").is_file():
+        paths = sorted(set(paths) | {root})
+    return [r for r in (read_run(p) for p in paths) if r is not None]
+
+
+def planned_grid(root: str | Path) -> tuple[list[str], list[str]] | None:
+    """(divergences, columns) planned by `ganneal sweep` for this folder, if it left a manifest."""
+    from omegaconf import OmegaConf
+
+    manifest = Path(root) / MANIFEST
+    if not manifest.is_file():
+        return None
+    data = OmegaConf.to_container(OmegaConf.load(manifest))
+    return list(data.get("divergences", [])), [str(c) for c in data.get("columns", [])]
+
+
+def sweep_outcomes(sweep_dir: str | Path, since: float = 0.0) -> list[str]:
+    """The status of each job of a Hydra multirun, read from the jobs' summary.json files.
+
+    A job is a folder with a `.hydra/` record, changed at or after `since`; one that wrote no summary
+    (killed before training started) counts as "missing". Works for every launcher, because it reads files
+    rather than the launching process's memory."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        return []
+    outcomes = []
+    for hydra_dir in sorted(sweep_dir.rglob(".hydra")):
+        job = hydra_dir.parent
+        if hydra_dir.stat().st_mtime < since - 1:
+            continue
+        summary = job / "summary.json"
+        try:
+            outcomes.append(json.loads(summary.read_text()).get("status", "unknown") if summary.is_file()
+                            else "missing")
+        except (OSError, ValueError):
+            outcomes.append("unknown")
+    return outcomes

@@ -1,0 +1,312 @@
+"""Tables in the layout of Tao et al. (2019), Table 1: rows are divergences, columns the static λ then
+PMA / NMA / OA; one table per metric; mean ± std over seeds; the best cell of each row marked; the
+published row beside ours when a reference is given; failed, diverged, unfinished or missing cells named.
+
+    build_tables(records, metrics, reference=...) → [MetricTable]
+    render(tables, "rich" | "markdown" | "csv" | "latex") → str
+
+CSV is long ("tidy"): one line per cell, with mean, std, n and status in their own columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from dataclasses import dataclass, field
+
+from gan_anneal.errors import UserError
+from gan_anneal.results.collect import RunRecord, column_order
+
+FORMATS = ("rich", "markdown", "csv", "latex")
+DIVERGENCE_ORDER = ("rkl", "jsd", "wgan")
+DIVERGENCE_LABELS = {"rkl": "RKL-GAN", "jsd": "JSD-GAN", "wgan": "W-GAN"}
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # what --metric takes
+    key: str  # the number's key in a run's metrics (summary.json "metrics" or eval.json "fidelity")
+    title: str
+    higher_is_better: bool
+    digits: int
+
+
+METRICS = {m.name: m for m in (
+    Metric("is", "is_mean", "Inception score (higher is better)", True, 2),
+    Metric("fid", "fid", "FID (lower is better)", False, 1),
+    Metric("kid", "kid_mean", "KID (lower is better)", False, 4),
+    Metric("modes_covered", "modes_covered", "modes covered (higher is better)", True, 1),
+    Metric("hq_fraction", "hq_fraction", "high-quality fraction (higher is better)", True, 3),
+    Metric("kl_target_model", "kl_target_model", "KL(target ‖ model) (lower is better)", False, 3),
+    Metric("kl_model_target", "kl_model_target", "KL(model ‖ target) (lower is better)", False, 3),
+)}
+IMAGE_METRICS = ("is", "fid")
+TOY_METRICS = ("modes_covered", "hq_fraction", "kl_target_model")
+# a cell with no number: the most telling status of its runs wins
+STATUS_PRIORITY = ("diverged", "failed", "interrupted", "running", "unknown", "not evaluated")
+
+
+def metric_by_name(name: str) -> Metric:
+    if name in METRICS:
+        return METRICS[name]
+    # any other numeric key of summary.json "metrics" works too, e.g. sample_var (lower is not assumed better)
+    if not name.replace("_", "").isalnum():
+        raise UserError(f"--metric {name!r}: valid are {', '.join(METRICS)} or a key of a run's summary.json metrics.")
+    return Metric(name, name, name, True, 3)
+
+
+def default_metrics(records: list[RunRecord]) -> list[str]:
+    """IS and FID when any run has been evaluated (or is an image run), else the toy metrics it has."""
+    if any("is_mean" in r.metrics or "fid" in r.metrics for r in records):
+        return list(IMAGE_METRICS)
+    toy = [m for m in TOY_METRICS if any(m in r.metrics for r in records)]
+    if toy:
+        return toy
+    if any(r.dataset in ("cifar10", "celeba", "mnist", "image_folder", "mnist_small", "digits") for r in records):
+        return list(IMAGE_METRICS)
+    return list(TOY_METRICS)
+
+
+@dataclass
+class Cell:
+    values: list[float] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)  # of the runs with no number
+    best: bool = False
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+    @property
+    def status(self) -> str:
+        """ok (a number), or why not: diverged | failed | interrupted | running | not evaluated | missing."""
+        if self.values:
+            return "ok"
+        for status in STATUS_PRIORITY:
+            if status in self.statuses:
+                return status
+        return "missing"
+
+    def text(self, digits: int, pm: str = " ± ") -> str:
+        if not self.values:
+            return self.status
+        out = f"{self.mean:.{digits}f}"
+        if self.std is not None:
+            out += f"{pm}{self.std:.{digits}f}"
+        others = [s for s in self.statuses if s != "not evaluated"]
+        if others:  # some seeds gave a number, others did not
+            out += f" ({len(others)} {'/'.join(sorted(set(others)))})"
+        return out
+
+
+@dataclass
+class Row:
+    label: str
+    divergence: str
+    source: str  # "ours" or the reference's name
+    cells: dict[str, Cell]
+
+
+@dataclass
+class MetricTable:
+    metric: Metric
+    columns: list[str]
+    rows: list[Row]
+    seeds: int  # most seeds in any cell
+    notes: list[str] = field(default_factory=list)
+
+
+def _mark_best(row: Row, metric: Metric) -> None:
+    scored = [(c.mean, key) for key, c in row.cells.items() if c.mean is not None and math.isfinite(c.mean)]
+    if len(scored) < 2:
+        return
+    best = max(scored)[0] if metric.higher_is_better else min(scored)[0]
+    for c in row.cells.values():
+        c.best = c.mean is not None and c.mean == best
+
+
+def build_tables(records: list[RunRecord], metrics: list[str], reference=None,
+                 planned: tuple[list[str], list[str]] | None = None) -> list[MetricTable]:
+    """One table per metric. Rows: divergences present (or planned); columns: those present, planned or in the
+    reference. With a reference, its row follows ours for each divergence it covers."""
+    divergences = {r.divergence for r in records} | set(planned[0] if planned else [])
+    divergences = sorted(divergences, key=lambda d: (DIVERGENCE_ORDER.index(d) if d in DIVERGENCE_ORDER else 99, d))
+    columns = {r.column for r in records} | set(planned[1] if planned else [])
+    if reference is not None:
+        columns |= set(reference.columns)
+    columns = sorted(columns, key=column_order)
+    tables = []
+    for name in metrics:
+        metric = metric_by_name(name)
+        rows = []
+        for divergence in divergences:
+            cells = {c: Cell() for c in columns}
+            for r in records:
+                if r.divergence != divergence or r.column not in cells:
+                    continue
+                value = r.metrics.get(metric.key)
+                if r.status == "done" and value is not None:
+                    cells[r.column].values.append(float(value))
+                else:
+                    cells[r.column].statuses.append("not evaluated" if r.status == "done" else r.status)
+            row = Row(DIVERGENCE_LABELS.get(divergence, divergence.upper()), divergence, "ours", cells)
+            _mark_best(row, metric)
+            rows.append(row)
+            published = (reference.values.get(metric.name, {}).get(divergence) if reference is not None else None)
+            if published:
+                ref_row = Row(f"{row.label} ({reference.name})", divergence, reference.name,
+                              {c: Cell(values=[published[c]]) if c in published else Cell(statuses=["n/a"])
+                               for c in columns})
+                _mark_best(ref_row, metric)
+                rows.append(ref_row)
+        seeds = max((len(c.values) + len(c.statuses) for row in rows if row.source == "ours"
+                     for c in row.cells.values()), default=0)
+        notes = []
+        if reference is not None and metric.name not in reference.values:
+            notes.append(f"{reference.name} publishes no {metric.name} numbers.")
+        tables.append(MetricTable(metric, columns, rows, seeds, notes))
+    return tables
+
+
+def _column_header(key: str) -> str:
+    return key if not key.lstrip("-").replace(".", "").isdigit() else f"λ={key}"
+
+
+def _ref_text(cell: Cell, digits: int) -> str:
+    """A published number with the table's decimals, or more when it was printed with more (35.19)."""
+    if not cell.values:
+        return "n/a"
+    value = cell.values[0]
+    return f"{value:.{digits}f}" if round(value, digits) == value else f"{value:g}"
+
+
+def _cell_text(row: Row, cell: Cell, digits: int) -> str:
+    return _ref_text(cell, digits) if row.source != "ours" else cell.text(digits)
+
+
+def render_markdown(tables: list[MetricTable]) -> str:
+    out = []
+    for t in tables:
+        out.append(f"**{t.metric.title}**" + (f" · mean ± std over up to {t.seeds} seeds" if t.seeds > 1 else ""))
+        out.append("")
+        out.append("| model | " + " | ".join(_column_header(c) for c in t.columns) + " |")
+        out.append("|---" * (len(t.columns) + 1) + "|")
+        for row in t.rows:
+            texts = []
+            for c in t.columns:
+                text = _cell_text(row, row.cells[c], t.metric.digits)
+                texts.append(f"**{text}**" if row.cells[c].best else text)
+            out.append(f"| {row.label} | " + " | ".join(texts) + " |")
+        out.extend(f"_{n}_" for n in t.notes)
+        out.append("")
+    return "\n".join(out)
+
+
+def render_csv(tables: list[MetricTable]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["metric", "divergence", "source", "column", "mean", "std", "n", "status", "best"])
+    for t in tables:
+        for row in t.rows:
+            for c in t.columns:
+                cell = row.cells[c]
+                writer.writerow([t.metric.name, row.divergence, row.source, c,
+                                 "" if cell.mean is None else repr(round(cell.mean, 6)),
+                                 "" if cell.std is None else repr(round(cell.std, 6)), len(cell.values),
+                                 cell.status if row.source == "ours" or cell.values else "n/a", int(cell.best)])
+    return buffer.getvalue()
+
+
+def _latex_escape(text: str) -> str:
+    return (text.replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%").replace("_", r"\_")
+            .replace("#", r"\#").replace("‖", r"$\|$"))
+
+
+def render_latex(tables: list[MetricTable]) -> str:
+    out = []
+    for t in tables:
+        out.append("% " + t.metric.title)
+        out.append(r"\begin{tabular}{l" + "r" * len(t.columns) + "}")
+        out.append(r"\toprule")
+        heads = [f"${c}$" if c.lstrip("-").replace(".", "").isdigit() else c for c in t.columns]
+        out.append(r"model & " + " & ".join(heads) + r" \\")
+        out.append(r"\midrule")
+        for row in t.rows:
+            texts = []
+            for c in t.columns:
+                cell = row.cells[c]
+                if row.source != "ours":
+                    text = _ref_text(cell, t.metric.digits)
+                elif cell.values:
+                    text = cell.text(t.metric.digits, pm=r" $\pm$ ")
+                else:
+                    text = r"\textit{" + cell.status + "}"
+                texts.append(r"\textbf{" + text + "}" if cell.best else text)
+            out.append(_latex_escape(row.label) + " & " + " & ".join(texts) + r" \\")
+        out.append(r"\bottomrule")
+        out.append(r"\end{tabular}")
+        out.extend(f"% {n}" for n in t.notes)
+        out.append("")
+    return "\n".join(out)
+
+
+def rich_tables(tables: list[MetricTable]):
+    from rich.table import Table
+
+    made = []
+    for t in tables:
+        table = Table(title=t.metric.title + (f" · mean ± std, ≤{t.seeds} seeds" if t.seeds > 1 else ""),
+                      header_style="bold", title_style="bold")
+        table.add_column("model", no_wrap=True)
+        for c in t.columns:
+            table.add_column(_column_header(c), justify="right")
+        for row in t.rows:
+            texts = []
+            for c in t.columns:
+                cell = row.cells[c]
+                text = _cell_text(row, cell, t.metric.digits)
+                if cell.best:
+                    text = f"[bold green]{text}*[/]"
+                elif row.source == "ours" and not cell.values:
+                    text = f"[red]{text}[/]" if cell.status in ("failed", "diverged") else f"[dim]{text}[/]"
+                elif row.source != "ours":
+                    text = f"[cyan]{text}[/]"
+                texts.append(text)
+            table.add_row(row.label if row.source == "ours" else f"[cyan]{row.label}[/]", *texts)
+        made.append(table)
+    return made
+
+
+def text_width(tables: list[MetricTable]) -> int:
+    """Characters a rich table needs to show every cell uncut."""
+    widest = 80
+    for t in tables:
+        width = max(len(row.label) for row in t.rows) + 4 if t.rows else 10
+        for c in t.columns:
+            texts = [_cell_text(row, row.cells[c], t.metric.digits) for row in t.rows] + [_column_header(c)]
+            width += max(len(x) for x in texts) + 4  # padding, border, the best marker
+        widest = max(widest, width)
+    return widest
+
+
+def render(tables: list[MetricTable], fmt: str, width: int | None = None) -> str:
+    if fmt == "markdown":
+        return render_markdown(tables)
+    if fmt == "csv":
+        return render_csv(tables)
+    if fmt == "latex":
+        return render_latex(tables)
+    if fmt == "rich":
+        from rich.console import Console
+
+        console = Console(record=True, width=width or text_width(tables), file=io.StringIO())
+        for table in rich_tables(tables):
+            console.print(table)
+        return console.export_text()
+    raise UserError(f"--format {fmt!r}: valid are {', '.join(FORMATS)}.")

@@ -1,0 +1,201 @@
+"""Sweeps (issue 6): Hydra multirun with the basic, joblib and submitit-local launchers, the named sweeps and
+`ganneal sweep`'s resume after a kill, and the CIFAR-10 table pipeline at smoke size (fabricated data,
+stand-in extractor)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+runner = CliRunner()
+TINY = ["train.steps=10", "train.eval_samples=200", "train.progress=false", "train.sample_every=0",
+        "train.log_every=5", "train.checkpoint_every=5"]
+
+
+def cli(*args: str):
+    from gan_anneal.cli import app
+
+    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
+
+
+def assert_complete(run: Path) -> dict:
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints/last.pt"):
+        assert (run / name).is_file(), f"{run} lacks {name}"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "done" and summary["metrics"]["modes_total"] == 8
+    return summary
+
+
+# Hydra multirun, three launchers ---------------------------------------------------------------------------
+
+def test_basic_multirun_2x3_grid_and_table(tmp_path):
+    sweep = tmp_path / "grid"
+    result = cli("train", "-m", "divergence=jsd,wgan", "anneal=static", "anneal.lam=-1,0,1", *TINY,
+                 f"hydra.sweep.dir={sweep}")
+    assert result.exit_code == 0, result.output
+    assert "6 done" in result.output
+    for i in range(6):
+        assert_complete(sweep / str(i))
+    table = cli("table", str(sweep), "--format", "markdown", "--metric", "hq_fraction")
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert "| model | λ=-1 | λ=0 | λ=1 |" in lines
+    assert sum(line.startswith(("| JSD-GAN", "| W-GAN")) for line in lines) == 2 and "missing" not in table.output
+
+
+def test_joblib_multirun_reads_outcomes_from_summaries(tmp_path):
+    sweep = tmp_path / "joblib"
+    result = cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", "anneal=static",
+                 "anneal.lam=0,1", *TINY, f"hydra.sweep.dir={sweep}")
+    assert result.exit_code == 0, result.output
+    assert "4 done" in result.output  # the jobs ran in joblib's workers: counted from their summary.json
+    for i in range(4):
+        assert_complete(sweep / str(i))
+        config = yaml.safe_load((sweep / str(i) / "config.yaml").read_text())
+        assert config["device"]["threads"] == 1  # n_jobs > 1: one torch thread per job
+    table = cli("table", str(sweep), "-f", "csv", "--metric", "modes_covered")
+    assert table.exit_code == 0 and ",2,ok," in table.output  # two seeds per cell
+
+
+def test_submitit_local_multirun(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "submitit"
+    result = cli("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
+                 "divergence=jsd,rkl", *TINY, f"hydra.sweep.dir={sweep}")
+    assert result.exit_code == 0, result.output
+    assert "2 done" in result.output
+    for i in range(2):
+        assert_complete(sweep / str(i))
+    assert (sweep / ".submitit").is_dir()
+    table = cli("table", str(sweep), "-f", "markdown")
+    assert table.exit_code == 0 and "RKL-GAN" in table.output and "JSD-GAN" in table.output
+
+
+def test_multirun_failure_is_recorded_and_others_kept(tmp_path):
+    sweep = tmp_path / "mixed"
+    # optim.lr_g=1e9 makes the generator blow up: that job diverges or fails, the other finishes
+    result = cli("train", "-m", "optim.lr_g=1e-3,1e30", "optim.lr_d=1e-3", *TINY, "train.log_every=1",
+                 f"hydra.sweep.dir={sweep}")
+    statuses = sorted(json.loads((sweep / str(i) / "summary.json").read_text())["status"] for i in range(2))
+    assert statuses[0] == "done" or statuses[1] == "done"
+    if statuses != ["done", "done"]:
+        assert result.exit_code == 1
+
+
+# Named sweeps ------------------------------------------------------------------------------------------------
+
+def test_named_sweeps_plan_the_42_run_grid(tmp_path):
+    from gan_anneal.experiments.sweep import available_sweeps, load_sweep, plan_jobs
+
+    assert {"cifar10_table", "cifar10_table_smoke", "toy_table"} <= set(available_sweeps())
+    for name in ("cifar10_table", "cifar10_table_smoke", "toy_table"):
+        jobs = plan_jobs(load_sweep(name), tmp_path)
+        assert len(jobs) == 42 and len({j.path for j in jobs}) == 42
+        assert [j.column for j in jobs[:14]] == ["-50", "-10", "-1", "-0.1", "-0.01", "0", "0.01", "0.1", "1", "10",
+                                                 "50", "PMA", "NMA", "OA"]
+    jobs = plan_jobs(load_sweep("toy_table"), tmp_path)
+    assert jobs[3].path == str(tmp_path / "rkl" / "static_-0.1_seed0") and jobs[-1].path.endswith("wgan/oa_seed0")
+    assert "anneal.lam=-0.1" in jobs[3].overrides and "divergence=rkl" in jobs[3].overrides
+
+
+def test_sweep_bad_input_and_missing_prerequisites():
+    assert cli("sweep", "nonesuch").exit_code == 2
+    result = cli("sweep", "toy_table", "--columns=7")
+    assert result.exit_code == 2 and "not in sweep" in result.output
+    result = cli("sweep", "toy_table", "train.stepz=3")
+    assert result.exit_code == 2
+    if not __import__("torch").cuda.is_available():
+        result = cli("sweep", "cifar10_table", "--check", "dataset.root=/nonexistent")
+        assert result.exit_code == 2
+        assert "GPU" in result.output and "cifar-10-batches-py" in result.output and "Inception" in result.output
+
+
+def test_sweep_killed_halfway_resumes_without_redoing_finished_runs(tmp_path):
+    out = tmp_path / "toy"
+    args = ["toy_table", "--out", str(out), "--divergences", "jsd", "--columns=-1,0,1",
+            "train.steps=200", "train.log_every=25", "train.checkpoint_every=25", "train.eval_samples=200"]
+    process = subprocess.Popen([sys.executable, "-m", "gan_anneal.cli", "sweep", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
+    first = out / "jsd" / "static_-1_seed0" / "summary.json"
+    second = out / "jsd" / "static_0_seed0" / "summary.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if first.is_file() and json.loads(first.read_text()).get("status") == "done" and second.is_file():
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 130, output
+    assert json.loads(first.read_text())["status"] == "done"
+    assert json.loads(second.read_text())["status"] == "interrupted", output
+    assert not (out / "jsd" / "static_1_seed0").exists()
+    done_mtime = first.stat().st_mtime_ns
+    metrics_before = (first.parent / "metrics.jsonl").read_text()
+
+    result = cli("sweep", *args)
+    assert result.exit_code == 0, result.output
+    assert "1 skip, 1 resume, 1 train" in result.output
+    assert first.stat().st_mtime_ns == done_mtime and (first.parent / "metrics.jsonl").read_text() == metrics_before
+    for name in ("static_-1_seed0", "static_0_seed0", "static_1_seed0"):
+        assert_complete(out / "jsd" / name)
+    steps = [json.loads(line)["step"] for line in (out / "jsd" / "static_0_seed0" / "metrics.jsonl").read_text()
+             .splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 200  # resumed, not restarted or logged twice
+    again = cli("sweep", *args)
+    assert again.exit_code == 0 and "3 skip" in again.output
+
+
+def test_failed_runs_are_retried_only_on_request(tmp_path):
+    from gan_anneal.experiments.sweep import load_sweep, next_action, plan_jobs
+    from gan_anneal.results.rundir import RunDir
+
+    spec = load_sweep("toy_table")
+    job = plan_jobs(spec, tmp_path, divergences=["jsd"], columns=["0"])[0]
+    assert next_action(job, spec) == "train"
+    run = RunDir(job.path)
+    run.path.mkdir(parents=True)
+    (run.path / "config.yaml").write_text("seed: 0\n")
+    run.update_summary(status="failed", error="boom")
+    assert next_action(job, spec) == "skip-failed" and next_action(job, spec, retry_failed=True) == "train"
+    run.update_summary(status="diverged")
+    assert next_action(job, spec, retry_failed=True) == "skip"
+    run.update_summary(status="interrupted")
+    assert next_action(job, spec) == "train"  # no checkpoint to resume from
+    run.checkpoint.parent.mkdir()
+    run.checkpoint.write_bytes(b"x")
+    assert next_action(job, spec) == "resume"
+
+
+# The CIFAR-10 table pipeline at smoke size -------------------------------------------------------------------
+
+def test_cifar10_table_smoke_pipeline(tmp_path):
+    out = tmp_path / "smoke"
+    result = cli("sweep", "cifar10_table_smoke", "--out", str(out), "--divergences", "rkl,jsd", "--columns=0,OA")
+    assert result.exit_code == 0, result.output
+    for divergence in ("rkl", "jsd"):
+        for name in ("static_0_seed0", "oa_seed0"):
+            run = out / divergence / name
+            assert json.loads((run / "summary.json").read_text())["status"] == "done"
+            fidelity = json.loads((run / "eval.json").read_text())["fidelity"]
+            assert {"is_mean", "fid"} <= set(fidelity["metrics"])
+            assert fidelity["protocol"]["feature_extractor"]["name"] == "ganneal-tiny"
+            assert fidelity["protocol"]["reference"]["dataset"] == "cifar10"
+    assert (out / "data" / "cifar-10-batches-py" / "GANNEAL_FABRICATED").is_file()
+    table = cli("table", str(out), "--format", "markdown", "--reference", "tao2019")
+    assert table.exit_code == 0, table.output
+    rkl = next(line for line in table.output.splitlines() if line.startswith("| RKL-GAN |"))
+    assert rkl.count("missing") == 12  # the 12 columns this smoke test left out
+    assert "| RKL-GAN (tao2019) |" in table.output and "**28.9**" in table.output
+    rerun = cli("sweep", "cifar10_table_smoke", "--out", str(out), "--divergences", "rkl,jsd", "--columns=0,OA")
+    assert rerun.exit_code == 0 and "4 skip" in rerun.output

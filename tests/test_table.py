@@ -1,0 +1,145 @@
+"""`ganneal table` (issue 6): Table 1 layout, mean ± std over seeds, best per row, failed / diverged / missing
+cells, markdown / CSV / LaTeX, and the published numbers of Tao et al. (2019) shipped as data."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from gan_anneal.results.collect import collect_runs, column_key
+from gan_anneal.results.reference import load_reference
+from gan_anneal.results.table import build_tables, render
+
+runner = CliRunner()
+VA_GAN = Path("/work/shared/reference/va-gan.md")
+
+
+def fake_run(root: Path, divergence: str, anneal: str, lam: float, seed: int, status: str,
+             fidelity: dict | None = None, metrics: dict | None = None) -> Path:
+    name = f"{anneal}_{lam:g}" if anneal == "static" else anneal
+    path = root / divergence / f"{name}_seed{seed}"
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(yaml.safe_dump({
+        "seed": seed, "divergence": {"name": divergence}, "anneal": {"name": anneal, "lam": lam},
+        "dataset": {"name": "cifar10"}}))
+    (path / "summary.json").write_text(json.dumps({"status": status, "metrics": metrics or {}}))
+    if fidelity is not None:
+        (path / "eval.json").write_text(json.dumps({"fidelity": {
+            "metrics": fidelity, "protocol": {"feature_extractor": {"stand_in": True}}}}))
+    return path
+
+
+@pytest.fixture
+def runs(tmp_path):
+    root = tmp_path / "runs"
+    fake_run(root, "rkl", "static", -1, 0, "done", {"is_mean": 6.0, "is_std": 0.1, "fid": 30.0})
+    fake_run(root, "rkl", "static", -1, 1, "done", {"is_mean": 7.0, "is_std": 0.1, "fid": 32.0})
+    fake_run(root, "rkl", "static", 0, 0, "diverged")
+    fake_run(root, "rkl", "oa", 1.0, 0, "done", {"is_mean": 6.8, "is_std": 0.1, "fid": 28.0})
+    fake_run(root, "wgan", "static", -1, 0, "failed")
+    fake_run(root, "wgan", "static", 0, 0, "done", {"is_mean": 5.0, "fid": 40.0})
+    fake_run(root, "wgan", "oa", 1.0, 0, "done")  # trained, not evaluated
+    return root  # missing: (wgan, … none), every cell of jsd is absent from the data, rkl has all 3 columns
+
+
+def test_collect_reads_cells_and_seeds(runs):
+    records = collect_runs(runs)
+    assert len(records) == 7
+    by_cell = {(r.divergence, r.column, r.seed): r for r in records}
+    assert by_cell[("rkl", "-1", 1)].metrics["is_mean"] == 7.0
+    assert by_cell[("rkl", "OA", 0)].extractor_stand_in
+    assert column_key("static", -0.01) == "-0.01" and column_key("none", None) == "0" and column_key("pma", 1) == "PMA"
+
+
+def test_markdown_layout_best_and_statuses(runs):
+    tables = build_tables(collect_runs(runs), ["is", "fid"])
+    text = render(tables, "markdown")
+    is_part, fid_part = text.split("**FID")
+    assert "| model | λ=-1 | λ=0 | OA |" in is_part
+    rkl = next(line for line in is_part.splitlines() if line.startswith("| RKL-GAN"))
+    # mean ± std over the two seeds of λ = −1; diverged cell named; OA is the best IS of the row (6.8 > 6.5)
+    assert "6.50 ± 0.71" in rkl and "diverged" in rkl and "**6.80**" in rkl
+    wgan = next(line for line in is_part.splitlines() if line.startswith("| W-GAN"))
+    assert "failed" in wgan and "not evaluated" in wgan and "5.00" in wgan
+    fid_rkl = next(line for line in fid_part.splitlines() if line.startswith("| RKL-GAN"))
+    assert "**28.0**" in fid_rkl and "31.0 ± 1.4" in fid_rkl  # lower is better for FID
+
+
+def test_missing_cells_from_reference_columns_and_reference_rows(runs):
+    tables = build_tables(collect_runs(runs), ["is"], reference=load_reference("tao2019"))
+    text = render(tables, "markdown")
+    header = next(line for line in text.splitlines() if line.startswith("| model"))
+    assert header.count("|") == 16  # model + 14 columns
+    rkl = next(line for line in text.splitlines() if line.startswith("| RKL-GAN |"))
+    assert rkl.count("missing") == 11  # 14 columns − (−1, 0, OA)
+    ref = next(line for line in text.splitlines() if line.startswith("| RKL-GAN (tao2019)"))
+    assert "**7.08**" in ref and "6.24" in ref  # the slide's bold: NMA is RKL's best IS
+
+
+def test_csv_is_long_and_parsable(runs):
+    rows = list(csv.DictReader(io.StringIO(render(build_tables(collect_runs(runs), ["is", "fid"]), "csv"))))
+    cell = next(r for r in rows if r["metric"] == "is" and r["divergence"] == "rkl" and r["column"] == "-1")
+    assert float(cell["mean"]) == pytest.approx(6.5) and float(cell["std"]) == pytest.approx(0.7071, abs=1e-4)
+    assert cell["n"] == "2" and cell["status"] == "ok"
+    statuses = {(r["divergence"], r["column"]): r["status"] for r in rows if r["metric"] == "fid"}
+    assert statuses[("rkl", "0")] == "diverged" and statuses[("wgan", "-1")] == "failed"
+    assert statuses[("wgan", "OA")] == "not evaluated"
+    best = [r for r in rows if r["metric"] == "fid" and r["divergence"] == "rkl" and r["best"] == "1"]
+    assert [b["column"] for b in best] == ["OA"]
+
+
+def test_latex_bold_and_pm(runs):
+    text = render(build_tables(collect_runs(runs), ["is"]), "latex")
+    assert r"\begin{tabular}{lrrr}" in text and r"\textbf{6.80}" in text and r"6.50 $\pm$ 0.71" in text
+    assert r"\textit{diverged}" in text and r"\textit{failed}" in text and text.count(r"\end{tabular}") == 1
+
+
+def test_toy_metrics_default_when_not_evaluated(tmp_path):
+    root = tmp_path / "toy"
+    for lam, modes in ((-1, 8), (0, 6), (1, 3)):
+        fake_run(root, "jsd", "static", lam, 0, "done", metrics={"modes_covered": modes, "hq_fraction": 0.9,
+                                                                   "kl_target_model": 0.1 * (lam + 2)})
+    from gan_anneal.results.table import default_metrics
+
+    records = collect_runs(root)
+    assert default_metrics(records) == ["modes_covered", "hq_fraction", "kl_target_model"]
+    text = render(build_tables(records, default_metrics(records)), "markdown")
+    assert "**8.0**" in text and "**0.100**" in text  # most modes; lowest KL
+
+
+def test_table_cli_formats_and_errors(runs, tmp_path):
+    from gan_anneal.cli import app
+
+    for fmt in ("rich", "markdown", "csv", "latex"):
+        result = runner.invoke(app, ["table", str(runs), "--format", fmt, "--reference", "tao2019"])
+        assert result.exit_code == 0, result.output
+        assert "6.5" in result.output
+    out = tmp_path / "t.md"
+    assert runner.invoke(app, ["table", str(runs), "-f", "markdown", "--out", str(out)]).exit_code == 0
+    assert "RKL-GAN" in out.read_text()
+    bad = runner.invoke(app, ["table", str(runs), "--reference", "nobody2020"])
+    assert bad.exit_code == 2 and "tao2019" in bad.output
+    assert runner.invoke(app, ["table", str(tmp_path / "nowhere")]).exit_code == 2
+    assert runner.invoke(app, ["table", str(runs), "--format", "html"]).exit_code == 2
+
+
+def test_reference_matches_va_gan_digest():
+    ref = load_reference("tao2019")
+    assert ref.columns == ["-50", "-10", "-1", "-0.1", "-0.01", "0", "0.01", "0.1", "1", "10", "50", "PMA", "NMA", "OA"]
+    assert ref.values["is"]["rkl"]["NMA"] == 7.08 and ref.values["fid"]["jsd"]["-1"] == 35.19
+    assert ref.values["fid"]["wgan"]["0.01"] == 39.43 and ref.values["is"]["wgan"]["PMA"] == 6.95
+    if not VA_GAN.is_file():
+        pytest.skip(f"{VA_GAN} not on this machine")
+    block = re.search(r"```yaml\n(# CIFAR-10, Tao et al\. 2019.*?)```", VA_GAN.read_text(), re.DOTALL).group(1)
+    digest = yaml.safe_load(block)
+    assert [column_key("static", c) if not isinstance(c, str) else c for c in digest["columns"]] == ref.columns
+    for heading, metric in (("IS", "is"), ("FID", "fid")):
+        for divergence, row in digest[heading].items():
+            assert [ref.values[metric][divergence][c] for c in ref.columns] == row
