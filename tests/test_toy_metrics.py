@@ -66,3 +66,28 @@ def test_gauss1d_metrics_report_mean_and_variance():
     assert m["sample_mean"] == pytest.approx(0.5, abs=0.03)
     assert m["sample_var"] == pytest.approx(4.0, rel=0.03)
     assert "modes_covered" not in m
+
+
+def test_smoothed_mixture_is_the_convolution_with_gaussian_noise():
+    """μ * N(0, σ²) for N(0, 1) is N(0, 1 + σ²); for the ring, smoothed samples = samples + σ·noise."""
+    smoothed = gauss1d().smoothed(0.5)
+    x = torch.linspace(-3, 3, 7)[:, None]
+    expected = -0.5 * x[:, 0] ** 2 / 1.25 - 0.5 * math.log(2 * math.pi * 1.25)
+    assert torch.allclose(smoothed.log_prob(x), expected, atol=1e-6)
+    torch.manual_seed(0)
+    r = ring()
+    noisy = r.sample(200_000) + 0.3 * torch.randn(200_000, 2)
+    assert float(noisy.var(0).mean()) == pytest.approx(float(r.smoothed(0.3).sample(200_000).var(0).mean()), rel=0.01)
+
+
+def test_exact_score_smoothing_is_validated(make_cfg):
+    from gan_anneal.errors import UserError
+    from gan_anneal.train.build import build_experiment
+
+    exp = build_experiment(make_cfg("anneal=static", "anneal.lam=1", "score.smoothing=0.3"), log=lambda m: None)
+    x = torch.tensor([[2.5, 0.0]])
+    # the ring's mode at (2, 0) pulls with the smoothed strength (x − m)/(0.05² + 0.3²), not /0.05²
+    assert float(exp.regularizer.score(x)[0, 0]) == pytest.approx(-0.5 / (0.05**2 + 0.3**2), rel=1e-3)
+    with pytest.raises(UserError, match="smoothing"):
+        build_experiment(make_cfg("dataset=energy_kidney", "regularizer=likelihood", "anneal=static",
+                                  "score.smoothing=0.3"), log=lambda m: None)

@@ -59,6 +59,11 @@ class GaussianMixture(Target):
         self.means = self.modes = self.means.to(device)
         return self
 
+    def smoothed(self, sigma: float) -> "GaussianMixture":
+        """μ convolved with N(0, σ²I): again a mixture, with standard deviation √(std² + σ²). Its score is
+        what a denoising score network with noise σ estimates (Tweedie), here in closed form."""
+        return GaussianMixture(self.means, math.sqrt(self.std**2 + sigma**2), self.box)
+
     def sample(self, n: int) -> Tensor:
         k = torch.randint(len(self.means), (n,), device=self.means.device)
         return self.means[k] + self.std * torch.randn(n, self.dim, device=self.means.device)

@@ -55,6 +55,12 @@ def build_data_score(cfg: DictConfig, target: Target, data_shape, device, log):
         if not hasattr(target, "log_prob"):
             raise UserError(f"score=exact needs an analytic density, and dataset '{cfg.dataset.name}' has none. "
                             "Use score=dsm.")
+        sigma = float(settings.get("smoothing") or 0.0)
+        if sigma > 0:
+            if not hasattr(target, "smoothed"):
+                raise UserError(f"score.smoothing needs a target with a closed-form smoothed density; "
+                                f"'{cfg.dataset.name}' has none. Use score.smoothing=0 or score=dsm.")
+            target = target.smoothed(sigma)
         return ExactScore(target.log_prob)
     if name == "dsm":
         cache_dir = settings.pop("cache_dir", None) or default_cache_dir()
