@@ -217,3 +217,28 @@ def validate_cli_overrides(overrides: list[str], multirun: bool) -> DictConfig:
     return first
 
 
+
+
+def force_swept_group_keys(overrides: list[str]) -> list[str]:
+    """Make `ganneal train -m anneal=pma,oa anneal.warmup=0.2` work.
+
+    Hydra's multirun first composes the base config without the sweep overrides, where a key that only the
+    swept group options define (anneal.warmup under the default anneal=none) does not exist yet, and fails.
+    Every job's own config has already been validated with the plain override (validate_cli_overrides), so
+    typos are still caught; for the base composition such overrides are passed as `++key=value`.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    lines = {o.get_key_element(): o.input_line for o in parsed}
+    swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
+    for _ in range(len(lines)):
+        try:
+            compose([line for key, line in lines.items() if key not in swept])
+            break
+        except UserError as error:
+            match = re.search(r"Could not override '([\w.]+)'", str(error))
+            if not match or match.group(1) not in lines or lines[match.group(1)].startswith("+"):
+                break  # some other problem: leave it to Hydra, which reports it
+            lines[match.group(1)] = "++" + lines[match.group(1)]
+    return list(lines.values())

@@ -61,3 +61,19 @@ def test_resume_of_a_missing_run_is_a_user_error(tmp_path):
     result = runner.invoke(app, ["train", f"resume={tmp_path / 'nothing'}"])
     assert result.exit_code == 2
     assert "not a run directory" in result.output
+
+
+def test_keys_of_a_swept_group_are_forced_for_hydras_base_composition():
+    from gan_anneal.config import force_swept_group_keys
+
+    out = force_swept_group_keys(["anneal=pma,oa", "anneal.warmup=0.2", "train.steps=5", "seed=0,1"])
+    assert out == ["anneal=pma,oa", "++anneal.warmup=0.2", "train.steps=5", "seed=0,1"]
+
+
+def test_multirun_over_a_group_with_one_of_its_keys_set(tmp_path, run_cli):
+    result = run_cli("train", "-m", "anneal=pma,oa", "anneal.warmup=0.2", "train.steps=4", "train.log_every=2",
+                     "train.eval_samples=200", "train.sample_every=0", "train.progress=false",
+                     f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "1" / "summary.json").exists()
+    assert "warmup: 0.2" in (tmp_path / "1" / "config.yaml").read_text()
