@@ -21,7 +21,9 @@ Metrics (written to summary.json), all on a `grid`×`grid` lattice over the plot
                     `cover_min_share` × the target's share of the model's samples.
   overlap           Σ_cells min(p, q) on the coarse cells (1 − total variation).
   ess               effective sample size, as a fraction of n, of the self-normalised importance weights
-                    exp(−ψ(x))/q̂(x) at the model's samples, q̂ being the smoothed histogram density.
+                    exp(−ψ(x))/q̂(x) at the model's samples, q̂ being the smoothed histogram density (floored at
+                    one sample's kernel peak). It sees mismatch only where the model has samples: a model that
+                    misses part of the mass can still score well; read it together with coverage.
   energy_mean       E_model[ψ].
 """
 
@@ -213,7 +215,9 @@ class EnergyTarget(Target):
         # ESS of self-normalised weights exp(−ψ)/q̂ at the model's own samples
         with torch.no_grad():
             psi = self.energy(x)
-        q_density = q[idx[:, 0], idx[:, 1]] / cell**2
+        # q̂ at a sample is never below its own kernel's peak 1/(n·2πh²): this keeps samples outside the box
+        # (not in the histogram) and isolated samples from getting absurd weights from an empty cell
+        q_density = (q[idx[:, 0], idx[:, 1]] / cell**2).clamp(min=1.0 / (n * 2 * math.pi * self.bandwidth**2))
         log_w = -psi - q_density.clamp(min=1e-300).log()
         if self.bounded:
             log_w = torch.where(inside, log_w, torch.full_like(log_w, -math.inf))
