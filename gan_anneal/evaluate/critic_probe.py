@@ -70,7 +70,8 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
 
 
 def train_probe(exp, measure: str, steps: int, *, batch_size: int = 64, lr: float = 1e-4,
-                betas=(0.5, 0.999), seed: int = 0, inputs: str = "samples"):
+                betas=(0.5, 0.999), seed: int = 0, inputs: str = "samples", penalty: str | None = None,
+                penalty_weight: float = 1.0):
     """A fresh critic for `measure`, trained for `steps` against the frozen generator. Returns (critic, divergence)."""
     from gan_anneal.models import build_models
     from gan_anneal.objectives.divergences import build_divergence
@@ -81,7 +82,10 @@ def train_probe(exp, measure: str, steps: int, *, batch_size: int = 64, lr: floa
     torch.manual_seed(seed)
     _, critic = build_models(as_dict(exp.cfg.model), exp.data_shape)
     critic = critic.to(exp.device).train()
-    divergence = build_divergence(dict(PROBE_DIVERGENCES[measure]))
+    settings = dict(PROBE_DIVERGENCES[measure])
+    if penalty and measure != "w":  # e.g. gp0 / roth on the f-critics (W always has its interpolation penalty)
+        settings.update(penalty=penalty, penalty_weight=penalty_weight)
+    divergence = build_divergence(settings)
     if measure == "w":
         betas = (0.0, 0.9)  # Gulrajani et al.'s Adam setting for the gradient-penalty critic
     opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
@@ -136,15 +140,25 @@ def trained_with(cfg) -> str:
     return label
 
 
+def _probe_keys(rows: dict[str, dict]) -> list[str]:
+    keys = {k for r in rows.values() for k in r}
+    return sorted(keys, key=lambda k: (list(PROBE_DIVERGENCES).index(k.split("+")[0]), k))
+
+
+def _label(key: str) -> str:
+    measure, _, penalty = key.partition("+")
+    return PROBE_LABELS[measure] + (f" ({penalty})" if penalty else "")
+
+
 def probe_table(rows: dict[str, dict], title: str = "fresh-critic probes (lower is better)"):
     """A rich table in the paper's layout: rows = how the generator was trained, columns = the measure."""
     from rich.table import Table
 
-    measures = [m for m in PROBE_DIVERGENCES if any(m in r for r in rows.values())]
+    measures = [m for m in _probe_keys(rows)]
     table = Table(title=title, header_style="bold")
     table.add_column("trained with")
     for m in measures:
-        table.add_column(PROBE_LABELS[m], justify="right")
+        table.add_column(_label(m), justify="right")
     for label, row in rows.items():
         table.add_row(label, *(f"{row[m]['mean']:.3f} (±{row[m]['std']:.3f})" if m in row else "–" for m in measures))
     return table
@@ -152,10 +166,12 @@ def probe_table(rows: dict[str, dict], title: str = "fresh-critic probes (lower 
 
 def run_probes(run_dir, measures: list[str], steps: int, *, batch_size: int = 64, test_batch: int = 100,
                samples_per_z: int = 10, lr: float | None = None, inputs: str = "samples", seed: int = 0,
-               device: str = "cpu", console=None) -> dict:
+               device: str = "cpu", penalty: str | None = None, penalty_weight: float = 1.0,
+               console=None) -> dict:
     """Probe a run with a fresh critic per measure; merge the results into eval.json; print a rich table.
 
-    Returns {measure: {"mean", "std", "n_batches", "steps", ...}}."""
+    `penalty` (gp0, roth) regularises the JS / reverse-KL probe critics; their results are then stored under
+    "<measure>+<penalty>" so they sit beside the unpenalised ones. Returns {key: {"mean", "std", "median", ...}}."""
     from rich.console import Console
 
     measures = [m.strip() for m in (measures.split(",") if isinstance(measures, str) else measures) if m.strip()]
@@ -172,13 +188,16 @@ def run_probes(run_dir, measures: list[str], steps: int, *, batch_size: int = 64
         t0 = time.perf_counter()
         rate = PROBE_LR[measure] if lr is None else lr
         critic, divergence = train_probe(exp, measure, int(steps), batch_size=batch_size, lr=rate, seed=seed,
-                                         inputs=inputs)
+                                         inputs=inputs, penalty=penalty, penalty_weight=penalty_weight)
         values = bound_on_test(exp, critic, divergence, test_batch=test_batch, samples_per_z=samples_per_z,
                                inputs=inputs)
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
-        results[measure] = {"mean": mean, "std": std, "median": sorted(values)[len(values) // 2],
-                            "min": min(values), "n_batches": len(values), "steps": int(steps),
+        key = f"{measure}+{penalty}" if penalty and measure != "w" else measure
+        results[key] = {"mean": mean, "std": std, "median": sorted(values)[len(values) // 2],
+                            "min": min(values), "n_batches": len(values),
+                            "penalty": f"{penalty} × {penalty_weight}" if penalty and measure != "w" else
+                            ("interpolation GP × 10" if measure == "w" else "none"), "steps": int(steps),
                             "batch_size": batch_size, "test_batch": test_batch, "samples_per_z": samples_per_z,
                             "lr": rate, "inputs": inputs, "seed": seed, "generator_step": step,
                             "split": "train (critic) / test (bound)" if hasattr(exp.target, "test_batches")
@@ -204,8 +223,8 @@ def collect_probe_rows(run_dirs, labels=None) -> dict[str, dict]:
 
 
 def markdown_table(rows: dict[str, dict]) -> str:
-    measures = [m for m in PROBE_DIVERGENCES if any(m in r for r in rows.values())]
-    lines = ["| trained with | " + " | ".join(PROBE_LABELS[m] for m in measures) + " |",
+    measures = _probe_keys(rows)
+    lines = ["| trained with | " + " | ".join(_label(m) for m in measures) + " |",
              "|---|" + "---|" * len(measures)]
     for label, row in rows.items():
         cells = [f"{row[m]['mean']:.3f} (±{row[m]['std']:.3f})" if m in row else "–" for m in measures]

@@ -66,7 +66,7 @@ def weight_diagnostics(log_w: Tensor) -> dict[str, float]:
             "weight_var": float((m * w).var(unbiased=False)),
             "log_w_var": float(log_w.var(unbiased=False)),
             "log_z": float((torch.logsumexp(log_w, 0) - math.log(m)).mean()),
-            "f_fake": float(log_w.mean())}
+            "f_fake": float(log_w.detach().mean())}
 
 
 class PolicyGradient:
@@ -126,7 +126,7 @@ class BoundaryLogZ:
         fake = generator(generator.sample_noise(n, device))
         log_w = divergence.log_weight(critic(fake))
         log_z = self.baseline.update(log_w)
-        return 0.5 * ((log_w - log_z) ** 2).mean(), fake, {"log_z_ema": log_z, "f_fake": float(log_w.mean())}
+        return 0.5 * ((log_w - log_z) ** 2).mean(), fake, {"log_z_ema": log_z, "f_fake": float(log_w.detach().mean())}
 
     def state_dict(self) -> dict:
         return self.baseline.state_dict()
