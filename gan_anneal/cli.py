@@ -323,6 +323,7 @@ def table(
                                                "hq_fraction, kl_target_model, ... (repeatable; default: IS and "
                                                "FID for evaluated image runs, else the toy metrics)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Also write the table to this file."),
+    digits: Optional[int] = typer.Option(None, "--digits", help="Decimals shown (default: 2 for IS, 1 for FID)."),
 ) -> None:
     """Tabulate runs in the layout of Tao et al. (2019), Table 1: rows divergence, columns λ then PMA/NMA/OA,
     mean ± std over seeds, best per row marked. [dim]Examples: ganneal table runs/cifar10_table --reference
@@ -330,7 +331,7 @@ def table(
     from pathlib import Path
 
     from gan_anneal.errors import UserError
-    from gan_anneal.results.collect import collect_runs, planned_grid
+    from gan_anneal.results.collect import collect_runs, planned_evaluation, planned_grid
     from gan_anneal.results.table import FORMATS, build_tables, default_metrics, render
 
     if fmt not in FORMATS:
@@ -347,7 +348,9 @@ def table(
             from gan_anneal.results.reference import load_reference
 
             ref = load_reference(reference)
-        tables = build_tables(records, list(metric or default_metrics(records)), reference=ref, planned=planned)
+        images = planned_evaluation(runs_dir)
+        tables = build_tables(records, list(metric or default_metrics(records, images)), reference=ref,
+                              planned=planned, digits=digits)
         text = render(tables, fmt)
     except UserError as error:
         fail(str(error))

@@ -143,3 +143,17 @@ def test_reference_matches_va_gan_digest():
     for heading, metric in (("IS", "is"), ("FID", "fid")):
         for divergence, row in digest[heading].items():
             assert [ref.values[metric][divergence][c] for c in ref.columns] == row
+
+
+def test_manifest_alone_gives_the_empty_gpu_layout(tmp_path):
+    from gan_anneal.cli import app
+    from gan_anneal.experiments.sweep import load_sweep, plan_jobs, write_manifest
+
+    spec = load_sweep("cifar10_table")
+    write_manifest(spec, tmp_path, plan_jobs(spec, tmp_path), [])
+    result = runner.invoke(app, ["table", str(tmp_path), "-f", "markdown", "--reference", "tao2019", "--digits", "3"])
+    assert result.exit_code == 0, result.output
+    assert "**Inception score" in result.output and "**FID" in result.output
+    ours = [line for line in result.output.splitlines() if line.startswith(("| RKL-GAN |", "| JSD-GAN |", "| W-GAN |"))]
+    assert len(ours) == 6 and all(line.count("missing") == 14 for line in ours)
+    assert "**7.080**" in result.output  # --digits applies to the reference rows too

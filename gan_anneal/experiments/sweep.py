@@ -184,8 +184,6 @@ def _clear(path: Path) -> None:
 
 def run_job(task: dict) -> dict:
     """Train (or resume) one run, then evaluate it. Top level, so a process pool can run it."""
-    import traceback
-
     started = time.perf_counter()
     spec = SweepSpec(**task["spec"])
     job = Job(**task["job"])
@@ -200,6 +198,18 @@ def run_job(task: dict) -> dict:
         from gan_anneal.experiments.fabricated import accept_fabricated_cifar10
 
         accept_fabricated_cifar10()
+    from gan_anneal import runner
+
+    quiet, runner.console.quiet = runner.console.quiet, bool(task.get("quiet", True))  # the sweep reports each run
+    try:
+        return _run_job(task, spec, job, action, path, started)
+    finally:
+        runner.console.quiet = quiet
+
+
+def _run_job(task: dict, spec: SweepSpec, job: Job, action: str, path: Path, started: float) -> dict:
+    import traceback
+
     outcome = "done"
     if action in ("train", "resume"):
         from gan_anneal.config import compose
@@ -216,6 +226,12 @@ def run_job(task: dict) -> dict:
             return {"path": job.path, "action": action, "outcome": "bad-input", "eval": None,
                     "seconds": time.perf_counter() - started, "error": str(error)}
         outcome = run_training(cfg, path, resume=action == "resume")
+        if outcome != "done":
+            from gan_anneal.results.rundir import RunDir
+
+            error = RunDir(path).read_summary().get("error")
+            return {"path": job.path, "action": action, "outcome": outcome, "eval": None,
+                    "seconds": round(time.perf_counter() - started, 2), "error": error}
     evaluation = None
     if outcome == "done" and spec.evaluate:
         evaluation = "done"
@@ -335,8 +351,9 @@ def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), jobs: int
     def report(result: dict) -> None:
         results.append(result)
         evaluation = f", evaluation {result['eval']}" if result["eval"] else ""
+        error = f" — {result['error']}" if result.get("error") else ""
         log(f"  [{len(results)}/{len(todo)}] {result['action']} {result['path']}: {result['outcome']}{evaluation} "
-            f"({result['seconds']:.1f} s)")
+            f"({result['seconds']:.1f} s){error}")
 
     def to_keyboard_interrupt(signum, frame):
         raise KeyboardInterrupt

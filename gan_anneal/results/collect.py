@@ -129,3 +129,13 @@ def sweep_outcomes(sweep_dir: str | Path, since: float = 0.0) -> list[str]:
         except (OSError, ValueError):
             outcomes.append("unknown")
     return outcomes
+
+
+def planned_evaluation(root: str | Path) -> bool | None:
+    """Whether the sweep that made this folder evaluates IS / FID (None: no manifest)."""
+    from omegaconf import OmegaConf
+
+    manifest = Path(root) / MANIFEST
+    if not manifest.is_file():
+        return None
+    return bool((OmegaConf.to_container(OmegaConf.load(manifest)).get("spec") or {}).get("evaluate"))

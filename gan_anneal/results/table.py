@@ -11,6 +11,7 @@ CSV is long ("tidy"): one line per cell, with mean, std, n and status in their o
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import statistics
@@ -57,9 +58,10 @@ def metric_by_name(name: str) -> Metric:
     return Metric(name, name, name, True, 3)
 
 
-def default_metrics(records: list[RunRecord]) -> list[str]:
-    """IS and FID when any run has been evaluated (or is an image run), else the toy metrics it has."""
-    if any("is_mean" in r.metrics or "fid" in r.metrics for r in records):
+def default_metrics(records: list[RunRecord], images: bool | None = None) -> list[str]:
+    """IS and FID when any run has been evaluated (or is an image run, or `images` says the sweep evaluates
+    IS / FID), else the toy metrics it has."""
+    if images or any("is_mean" in r.metrics or "fid" in r.metrics for r in records):
         return list(IMAGE_METRICS)
     toy = [m for m in TOY_METRICS if any(m in r.metrics for r in records)]
     if toy:
@@ -132,7 +134,7 @@ def _mark_best(row: Row, metric: Metric) -> None:
 
 
 def build_tables(records: list[RunRecord], metrics: list[str], reference=None,
-                 planned: tuple[list[str], list[str]] | None = None) -> list[MetricTable]:
+                 planned: tuple[list[str], list[str]] | None = None, digits: int | None = None) -> list[MetricTable]:
     """One table per metric. Rows: divergences present (or planned); columns: those present, planned or in the
     reference. With a reference, its row follows ours for each divergence it covers."""
     divergences = {r.divergence for r in records} | set(planned[0] if planned else [])
@@ -144,6 +146,8 @@ def build_tables(records: list[RunRecord], metrics: list[str], reference=None,
     tables = []
     for name in metrics:
         metric = metric_by_name(name)
+        if digits is not None:  # e.g. smoke numbers that differ in the third decimal
+            metric = dataclasses.replace(metric, digits=int(digits))
         rows = []
         for divergence in divergences:
             cells = {c: Cell() for c in columns}
@@ -261,8 +265,8 @@ def rich_tables(tables: list[MetricTable]):
 
     made = []
     for t in tables:
-        table = Table(title=t.metric.title + (f" · mean ± std, ≤{t.seeds} seeds" if t.seeds > 1 else ""),
-                      header_style="bold", title_style="bold")
+        title = t.metric.title + (f" · mean ± std, ≤{t.seeds} seeds" if t.seeds > 1 else "")
+        table = Table(title=title, header_style="bold", title_style="bold", min_width=len(title) + 2)
         table.add_column("model", no_wrap=True)
         for c in t.columns:
             table.add_column(_column_header(c), justify="right")
