@@ -3,6 +3,7 @@ PY ?= python
 
 .PHONY: install test test-all lint demo gibbs-check anneal-compare
 .PHONY: cifar10-table cifar10-table-smoke toy-table
+.PHONY: bench bench-quick
 
 install:            ## install ganneal and its test tools (editable)
 	pip install -e '.[dev]'
@@ -41,3 +42,11 @@ toy-table:          ## the same grid on ring8 (CPU, about 40 CPU-minutes; JOBS=2
 	OMP_NUM_THREADS=1 ganneal sweep toy_table --out $(RUNS)/toy_table --jobs $(JOBS)
 	ganneal table $(RUNS)/toy_table
 	ganneal table $(RUNS)/toy_table --format markdown --out $(RUNS)/toy_table/table.md
+
+# Benchmarks (issue 8): ganneal's step vs a bare PyTorch loop, FLOP/s vs the matmul peak, evaluate vs
+# torch-fidelity, parallel sweeps. Prints a table, writes benchmarks/results/bench-<time>.json (docs/benchmarks.md).
+bench:              ## the benchmark table (CPU, about 3-6 minutes on an idle 2-core machine)
+	$(PY) benchmarks/bench.py
+
+bench-quick:        ## the same at smoke size (fewer repeats)
+	$(PY) benchmarks/bench.py --quick

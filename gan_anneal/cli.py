@@ -260,8 +260,9 @@ def sweep(
                                                     show_default=False),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder (default: the sweep's, "
                                       "runs/<name>)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Runs side by side, each in its own process "
-                             "(with cores/jobs torch threads each)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Runs side by side, each in its own process "
+                                       "(with cores/jobs torch threads each). Default: one single-thread job per "
+                                       "core on CPU (docs/benchmarks.md), 1 on a GPU."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Train failed runs again (default: skip)."),
     divergences: Optional[str] = typer.Option(None, "--divergences", help="Only these rows, e.g. rkl,jsd."),
     columns: Optional[str] = typer.Option(None, "--columns", help="Only these columns, e.g. --columns=-1,0,PMA."),
@@ -278,7 +279,7 @@ def sweep(
 
     console = Console()
     overrides = list(overrides or [])
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         fail(f"--jobs must be a positive integer, got {jobs}.")
     try:
         spec = load_sweep(name)
@@ -288,7 +289,8 @@ def sweep(
             raise UserError("--divergences/--columns leave no run to do.")
         from gan_anneal.config import compose
 
-        compose(planned[0].overrides)  # bad overrides fail here, once, not in every run
+        first_cfg = compose(planned[0].overrides)  # bad overrides fail here, once, not in every run
+        jobs = jobs or _default_sweep_jobs(first_cfg.device.name)
         problems = check_prerequisites(spec, overrides)
     except UserError as error:
         fail(str(error))
@@ -333,6 +335,16 @@ def table(
     from gan_anneal.errors import UserError
     from gan_anneal.results.collect import collect_runs, planned_evaluation, planned_grid
     from gan_anneal.results.table import FORMATS, build_tables, default_metrics, render
+
+def _default_sweep_jobs(device: str) -> int:
+    """On CPU, one single-thread job per core: more throughput than one multi-thread job on small models
+    (benchmarks/bench.py, docs/benchmarks.md). On a GPU, one job at a time."""
+    import os
+
+    if device == "cuda" or device == "auto" and __import__("torch").cuda.is_available():
+        return 1
+    return os.cpu_count() or 1
+
 
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: valid are {', '.join(FORMATS)}.")

@@ -100,6 +100,7 @@ class Experiment:
     data_shape: tuple[int, ...]
     generator_update: object
     ema: object = None  # train/ema.py's EMA of the generator, or None (train.ema=0)
+    precision: object = None  # train/precision.py's Precision (device.precision); None = plain fp32
 
 
 def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Experiment:
@@ -110,6 +111,9 @@ def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Exp
     data_shape = tuple(target.sample(1).shape[1:])
     generator, critic = build_models(as_dict(cfg.model), data_shape)
     generator, critic = generator.to(device), critic.to(device)
+    from gan_anneal.train.precision import apply_device_options
+
+    precision = apply_device_options(cfg.device, device, generator, critic)  # channels_last, precision
     divergence = build_divergence(as_dict(cfg.divergence))
     schedule = build_schedule(as_dict(cfg.anneal))
     regularizer = build_regularizer(cfg, target, data_shape, device, log)
@@ -121,5 +125,8 @@ def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Exp
     from gan_anneal.train.ema import build_ema
 
     ema = build_ema(generator, cfg.train.get("ema", 0.0))
+    from gan_anneal.train.precision import compile_models
+
+    compile_models(cfg.device, generator, critic)  # device.compile
     return Experiment(cfg, device, target, generator, critic, divergence, regularizer, schedule, opt_g, opt_d,
-                      data_shape, generator_update, ema=ema)
+                      data_shape, generator_update, ema=ema, precision=precision)

@@ -16,6 +16,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from gan_anneal.results.rundir import RunDir, package_versions
 from gan_anneal.train.build import Experiment
 from gan_anneal.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from gan_anneal.train.precision import Precision
+
+FP32 = Precision("fp32")
 
 
 class TrainingDiverged(RuntimeError):
@@ -63,6 +66,7 @@ def checkpoint_state(exp: Experiment, step: int) -> dict:
         "generator_update": getattr(exp.generator_update, "state_dict", dict)(),  # e.g. BGAN's running log Z
         "ema": exp.ema.state_dict() if exp.ema is not None else {},
         "rng": rng_state(),
+        "precision": exp.precision.state_dict((exp.opt_d, exp.opt_g)) if exp.precision else {},  # fp16 scalers
     }
 
 
@@ -76,6 +80,8 @@ def restore(exp: Experiment, state: dict) -> int:
         exp.generator_update.load_state_dict(state.get("generator_update", {}))
     if exp.ema is not None and state.get("ema"):
         exp.ema.load_state_dict(state["ema"])
+    if exp.precision is not None and state.get("precision"):
+        exp.precision.load_state_dict(state["precision"], (exp.opt_d, exp.opt_g))
     set_rng_state(state["rng"])
     return int(state["step"])
 
@@ -98,28 +104,29 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
         for group in opt.param_groups:
             group["lr"] = base * factor
 
+    amp = exp.precision or FP32  # device.precision (train/precision.py): fp32 unless asked
     d.requires_grad_(True)
     for _ in range(cfg.n_critic):
         real = exp.target.sample(cfg.batch_size)
-        with torch.no_grad():
-            fake = g(g.sample_noise(cfg.batch_size, exp.device))
-        loss_d = div.critic_loss(d(real), d(fake))
-        penalty = div.penalty(d, real, fake)
+        with amp.autocast():
+            with torch.no_grad():
+                fake = g(g.sample_noise(cfg.batch_size, exp.device))
+            loss_d = div.critic_loss(d(real), d(fake))
+        penalty = div.penalty(d, real, fake)  # outside autocast: the gradient penalty stays in fp32
         total_d = loss_d if penalty is None else loss_d + penalty
         exp.opt_d.zero_grad(set_to_none=True)
-        total_d.backward()
-        exp.opt_d.step()
+        amp.backward_step(total_d, exp.opt_d)
         exp.regularizer.observe_fake(fake)
 
     d.requires_grad_(False)  # the generator step needs gradients through the critic, not of it
     for _ in range(cfg.g_steps):
-        loss_g, fake, extras = exp.generator_update.loss(g, d, div, cfg.batch_size, exp.device)
+        with amp.autocast():
+            loss_g, fake, extras = exp.generator_update.loss(g, d, div, cfg.batch_size, exp.device)
         total_g = loss_g
         if w != 0:  # the regulariser's weight is exactly 0 outside annealing: skip the score call
             total_g = loss_g - w * exp.regularizer.surrogate(fake)
         exp.opt_g.zero_grad(set_to_none=True)
-        total_g.backward()
-        exp.opt_g.step()
+        amp.backward_step(total_g, exp.opt_g)
     if exp.ema is not None:
         exp.ema.update(g)
 
