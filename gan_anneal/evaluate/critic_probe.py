@@ -49,6 +49,20 @@ def _test_batches(target, batch: int, fallback_batches: int):
             yield target.sample(batch)
 
 
+def with_schema_defaults(cfg):
+    """Fill settings added to the schema after the run was made (e.g. train.snapshot_samples) with their defaults."""
+    from omegaconf import OmegaConf
+
+    from gan_anneal.config import Schema
+
+    defaults = OmegaConf.structured(Schema)
+    for section in ("train", "optim", "metrics", "evaluate"):
+        if section in defaults:
+            merged = OmegaConf.merge(defaults[section], cfg.get(section) or {})
+            cfg[section] = OmegaConf.to_container(merged)
+    return cfg
+
+
 def load_run(run_dir: str | Path, device: str = "cpu"):
     """Rebuild a run's experiment from config.yaml and checkpoints/last.pt (generator in eval mode)."""
     from gan_anneal.results.rundir import RunDir
@@ -60,7 +74,7 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
         raise UserError(f"'{run_dir}' is not a run directory (no config.yaml there).")
     if not run.checkpoint.exists():
         raise UserError(f"'{run_dir}' has no checkpoint ({run.checkpoint}); train it first.")
-    cfg = run.read_config()
+    cfg = with_schema_defaults(run.read_config())
     cfg.device.name = device
     exp = build_experiment(cfg, log=lambda msg: None)
     state = load_checkpoint(run.checkpoint, map_location=exp.device)
