@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -72,7 +73,7 @@ def train(
 ) -> None:
     """Train a GAN. [dim]Examples: ganneal train · ganneal train divergence=rkl anneal=oa ·
     ganneal train -m seed=0,1,2 · ganneal train resume=runs/<run>[/]"""
-    from gan_anneal.config import validate_cli_overrides
+    from gan_anneal.config import force_swept_group_keys, validate_cli_overrides
     from gan_anneal.errors import UserError
 
     overrides = list(overrides or [])
@@ -83,6 +84,8 @@ def train(
         first = validate_cli_overrides(overrides, multirun)
     except UserError as error:
         fail(str(error))
+    if multirun:
+        overrides = force_swept_group_keys(overrides)
     if multirun and not cfg:  # pin the sweep dir, so the jobs' summaries can be read back from it
         overrides, sweep_dir = _pin_sweep_dir(overrides, first)
     import time
@@ -100,6 +103,8 @@ def train(
     saved_argv, sys.argv = sys.argv, argv + overrides
     try:
         hydra_train()
+    except KeyboardInterrupt:  # a job checkpointed and stopped (hydra_app.SweepInterrupted), or Ctrl-C at start-up
+        raise typer.Exit(130)
     finally:
         sys.argv = saved_argv
     if cfg:
@@ -122,6 +127,83 @@ def _pin_sweep_dir(overrides: list[str], first) -> tuple[list[str], str]:
     sweep_dir = str(first.hydra.sweep.dir)
     return [*overrides, f"hydra.sweep.dir='{sweep_dir}'"], sweep_dir
 
+
+@app.command()
+def schedule(
+    overrides: Optional[List[str]] = typer.Argument(None, help="e.g. anneal=oa anneal.cycles=2 train.steps=10000"),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Write a PNG of λ(t), β(t), w(t)."),
+    compare: bool = typer.Option(False, "--compare", help="Plot pma, nma and oa together (the paper's Figure 4)."),
+) -> None:
+    """Show an annealing schedule's λ(t), β(t) and w(t) before spending compute on it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gan_anneal.config import compose
+    from gan_anneal.errors import UserError
+    from gan_anneal.experiments.schedule_plot import plot_schedules, schedule_curves
+
+    overrides = list(overrides or [])
+    try:
+        cfg = compose(overrides)
+        names = ["pma", "nma", "oa"] if compare else [cfg.anneal.name]
+        curves = {n: schedule_curves(compose([*overrides, f"anneal={n}"]) if compare else cfg) for n in names}
+    except UserError as error:
+        fail(str(error))
+    c = curves[names[-1]]
+    table = Table(title=f"anneal={cfg.anneal.name} · regularizer={cfg.regularizer.name} · {cfg.train.steps} steps")
+    for column in ("step", "λ", "β", "w"):
+        table.add_column(column, justify="right")
+    for i in range(0, len(c["step"]), max(1, len(c["step"]) // 10)):
+        table.add_row(str(c["step"][i]), f"{c['lam'][i]:+.4f}", f"{c['beta'][i]:.4f}", f"{c['w'][i]:+.4f}")
+    Console().print(table)
+    if plot:
+        plot_schedules(curves, Path(plot))
+        Console().print(f"plot: [bold]{plot}[/]")
+
+
+@app.command()
+def curves(
+    run_dirs: List[str] = typer.Argument(..., help="Run directories to overlay."),
+    metric: List[str] = typer.Option(["eval/kl_target_model"], "--metric", "-k",
+                                     help="A metrics.jsonl key, repeatable: eval/modes_covered, loss_d, lam, beta, ..."),
+    out: str = typer.Option("curves.png", "--out", "-o"),
+    label: Optional[List[str]] = typer.Option(None, "--label", help="One label per run (default: divergence · anneal)."),
+) -> None:
+    """Overlay metrics over training steps for several runs (the paper's Figure 5, learning dynamics)."""
+    from gan_anneal.errors import UserError
+    from gan_anneal.experiments.curves import plot_curves
+
+    if label and len(label) != len(run_dirs):
+        fail(f"--label was given {len(label)} times for {len(run_dirs)} runs; give one per run or none.")
+    try:
+        path = plot_curves(run_dirs, metric, Path(out), label)
+    except UserError as error:
+        fail(str(error))
+    typer.echo(f"plot: {path}")
+
+
+@app.command("gibbs-check")
+def gibbs_check(
+    out: str = typer.Option("runs/gibbs", help="Folder for the runs, gibbs.md, gibbs.json and gibbs.png."),
+    steps: Optional[int] = typer.Option(None, help="Generator steps per run (default: experiment=gibbs's 3000)."),
+    seed: int = typer.Option(0),
+    jobs: Optional[int] = typer.Option(None, help="Parallel single-thread jobs (default: one per core)."),
+) -> None:
+    """Train gauss1d over a small λ grid and compare the model variance with the Gibbs prediction 1/β."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gan_anneal.experiments.gibbs import run_gibbs_check
+
+    rows = run_gibbs_check(out, steps=steps, seed=seed, jobs=jobs)
+    table = Table(title="Gibbs check: variance of μ^β for μ = N(0, 1)")
+    for column in ("regulariser", "negative", "λ", "β", "predicted 1/β", "measured", "error"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(r.regularizer, r.negative, f"{r.lam:g}", f"{r.beta:.3f}", f"{r.predicted_var:.3f}",
+                      f"{r.measured_var:.3f}", f"{100 * r.rel_error:.1f}%")
+    Console().print(table)
+    Console().print(f"table, JSON and plot in [bold]{out}[/]")
 
 
 def _report_sweep(outcomes: list[str]) -> None:
@@ -252,6 +334,16 @@ def _split_list(text: Optional[str]) -> Optional[list[str]]:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def _default_sweep_jobs(device: str) -> int:
+    """On CPU, one single-thread job per core: more throughput than one multi-thread job on small models
+    (benchmarks/bench.py, docs/benchmarks.md). On a GPU, one job at a time."""
+    import os
+
+    if device == "cuda" or device == "auto" and __import__("torch").cuda.is_available():
+        return 1
+    return os.cpu_count() or 1
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sweep(
     name: str = typer.Argument(..., help="A named sweep in conf/sweep/: cifar10_table, cifar10_table_smoke, "
@@ -335,16 +427,6 @@ def table(
     from gan_anneal.errors import UserError
     from gan_anneal.results.collect import collect_runs, planned_evaluation, planned_grid
     from gan_anneal.results.table import FORMATS, build_tables, default_metrics, render
-
-def _default_sweep_jobs(device: str) -> int:
-    """On CPU, one single-thread job per core: more throughput than one multi-thread job on small models
-    (benchmarks/bench.py, docs/benchmarks.md). On a GPU, one job at a time."""
-    import os
-
-    if device == "cuda" or device == "auto" and __import__("torch").cuda.is_available():
-        return 1
-    return os.cpu_count() or 1
-
 
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: valid are {', '.join(FORMATS)}.")

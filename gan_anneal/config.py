@@ -30,6 +30,7 @@ class TrainSchema:
     sample_every: int = 500
     checkpoint_every: int = 500
     eval_samples: int = 10000
+    snapshot_samples: int = 2000
     progress: bool = True
     ema: float = 0.0  # decay of an EMA copy of the generator, e.g. 0.999; 0 = off (train/ema.py)
 
@@ -88,7 +89,7 @@ class Schema:
 ConfigStore.instance().store(name="ganneal_schema", node=Schema)
 
 POSITIVE_TRAIN_KEYS = ("steps", "batch_size", "n_critic", "g_steps", "log_every", "checkpoint_every",
-                       "eval_samples")
+                       "eval_samples", "snapshot_samples")
 
 
 def check_values(cfg: DictConfig) -> None:

@@ -50,8 +50,12 @@ def run_training(cfg: DictConfig, run_dir: str | Path, resume: bool = False, sho
     except TrainingDiverged as error:
         console.print(f"[bold red]diverged:[/] {error}")
         return "diverged"
-    except (TrainingInterrupted, KeyboardInterrupt) as error:
+    except TrainingInterrupted as error:
         console.print(f"[bold yellow]interrupted:[/] {error}")
+        return "interrupted"
+    except KeyboardInterrupt:  # before the loop's handlers were installed, or a second Ctrl-C
+        run.update_summary(status="interrupted", error="interrupted; resume continues from the last checkpoint")
+        console.print(f"[bold yellow]interrupted:[/] resume with: ganneal train resume={run.path}")
         return "interrupted"
     except Exception as error:  # a bug or an environment failure: keep the traceback with the run
         (run.path / "error.txt").write_text(traceback.format_exc())

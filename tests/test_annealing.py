@@ -155,3 +155,24 @@ def test_gibbs_optimum_at_a_small_budget(tmp_path):
     for r in rows:
         assert r.rel_error < 0.25, (r.regularizer, r.lam, r.measured_var, r.predicted_var)
     assert (tmp_path / "gibbs.md").exists() and (tmp_path / "gibbs.png").exists()
+
+
+def test_snapshot_metrics_feed_the_learning_dynamics_plot(train_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from gan_anneal.cli import app
+
+    runs = []
+    for anneal in ("none", "oa"):
+        outcome, run = train_run(f"anneal={anneal}", "train.steps=20", "train.log_every=5", "train.sample_every=10",
+                                 "train.snapshot_samples=300", "train.eval_samples=300", name=anneal)
+        assert outcome == "done"
+        evals = [r for r in run.read_metrics() if "eval/modes_covered" in r]
+        assert [r["step"] for r in evals] == [10, 20]  # a snapshot at 10, the final metrics at 20
+        runs.append(str(run.path))
+    out = tmp_path / "curves.png"
+    result = CliRunner().invoke(app, ["curves", *runs, "-k", "eval/kl_target_model", "-k", "lam", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 1000
+    result = CliRunner().invoke(app, ["curves", *runs, "-k", "eval/nope"])
+    assert result.exit_code == 2 and "Logged:" in result.output

@@ -105,3 +105,25 @@ def test_cfg_job_prints_the_config_and_trains_nothing(tmp_path, run_cli):
     assert result.returncode == 0, result.stderr
     assert "gp_weight: 10.0" in result.stdout and "name: wgan" in result.stdout
     assert not (tmp_path / "runs").exists()
+
+
+def test_ctrl_c_stops_a_whole_sweep_and_keeps_the_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, "-m", "gan_anneal.cli", "train", "-m", "seed=0,1,2", "train.steps=100000",
+                             "train.checkpoint_every=100000", "train.progress=false", f"hydra.sweep.dir={sweep}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while not (sweep / "0" / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 130, out
+    summary = json.loads((sweep / "0" / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert torch.load(sweep / "0" / "checkpoints" / "last.pt", weights_only=True)["step"] == summary["steps"]
+    assert not (sweep / "1").exists()  # no further job was launched

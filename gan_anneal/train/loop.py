@@ -135,6 +135,11 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
             "lam": lam, "beta": beta, "w": w, "lr_scale": factor, **extras}
 
 
+def eval_record(step: int, metrics: dict) -> dict:
+    """Sample-quality metrics over training (the learning-dynamics curves) share metrics.jsonl, prefixed."""
+    return {"step": step, **{f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
+
+
 def _finite_record(step: int, raw: dict) -> dict:
     record = {"step": step}
     for key, value in raw.items():
@@ -193,7 +198,9 @@ def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Consol
                 progress.update(task, completed=step,
                                 losses=f"D {record['loss_d']:+.3f}  G {record['loss_g']:+.3f}  λ {record['lam']:+.3f}")
             if cfg.train.sample_every and step % cfg.train.sample_every == 0 and step < total:
-                exp.target.save_picture(generate(exp, 2000), run.samples / f"step_{step:06d}.png", f"step {step}")
+                snapshot = generate(exp, cfg.train.snapshot_samples)
+                exp.target.save_picture(snapshot, run.samples / f"step_{step:06d}.png", f"step {step}")
+                run.append_metrics([eval_record(step, exp.target.metrics(snapshot, cfg.metrics))])
             if step % cfg.train.checkpoint_every == 0 and step < total:
                 save(step)
             if flag.get("stop") or (should_stop is not None and should_stop(step)):
@@ -207,6 +214,7 @@ def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Consol
     samples = generate(exp, cfg.train.eval_samples)
     metrics = exp.target.metrics(samples, cfg.metrics)
     exp.target.save_picture(samples, run.samples / "final.png", f"{cfg.divergence.name} · step {total}")
+    run.append_metrics([eval_record(total, metrics)])
     final = {k: last_record[k] for k in ("lam", "beta", "w") if k in last_record}
     return run.update_summary(status="done", steps=total, wall_time_s=round(wall, 3),
                               steps_per_second=round((total - start) / max(time.perf_counter() - t0, 1e-9), 2),
