@@ -121,8 +121,8 @@ def test_sweep_bad_input_and_missing_prerequisites():
 
 def test_sweep_killed_halfway_resumes_without_redoing_finished_runs(tmp_path):
     out = tmp_path / "toy"
-    args = ["toy_table", "--out", str(out), "--divergences", "jsd", "--columns=-1,0,1",
-            "train.steps=200", "train.log_every=25", "train.checkpoint_every=25", "train.eval_samples=200"]
+    args = ["toy_table", "--out", str(out), "--jobs", "1", "--divergences", "jsd", "--columns=-1,0,1",
+            "train.steps=400", "train.log_every=25", "train.checkpoint_every=25", "train.eval_samples=200"]
     process = subprocess.Popen([sys.executable, "-m", "gan_anneal.cli", "sweep", *args],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
@@ -130,10 +130,10 @@ def test_sweep_killed_halfway_resumes_without_redoing_finished_runs(tmp_path):
     second = out / "jsd" / "static_0_seed0" / "summary.json"
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
-        if first.is_file() and json.loads(first.read_text()).get("status") == "done" and second.is_file():
+        if (first.is_file() and json.loads(first.read_text()).get("status") == "done"
+                and (second.parent / "metrics.jsonl").is_file()):  # the second run is training
             break
-        time.sleep(0.1)
-    time.sleep(0.3)
+        time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=60)[0]
     assert process.returncode == 130, output
@@ -152,7 +152,7 @@ def test_sweep_killed_halfway_resumes_without_redoing_finished_runs(tmp_path):
     records = [json.loads(line) for line in (out / "jsd" / "static_0_seed0" / "metrics.jsonl").read_text()
                .splitlines()]
     steps = [r["step"] for r in records if "loss_d" in r]  # training records (the loop may add eval/ records)
-    assert steps == sorted(set(steps)) and steps[-1] == 200  # resumed, not restarted or logged twice
+    assert steps == sorted(set(steps)) and steps[-1] == 400  # resumed, not restarted or logged twice
     again = cli("sweep", *args)
     assert again.exit_code == 0 and "3 skip" in again.output
 

@@ -386,39 +386,49 @@ def _main_thread() -> bool:
 
 
 def _run_pool(tasks: list[dict], jobs: int, report: Callable[[dict], None]) -> bool:
-    """Run tasks in `jobs` fresh (spawned) processes. On SIGINT/SIGTERM the workers are told to stop (their
-    training loops checkpoint and mark the run interrupted) and nothing new starts."""
+    """Run tasks in `jobs` fresh (spawned) processes. On SIGTERM the workers are sent SIGTERM too (a Ctrl-C
+    reaches them from the terminal): their training loops checkpoint and mark the run interrupted, and nothing
+    new starts. The signal only sets a flag here, so it never lands inside the pool's own locks."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
-    pending = set()
+    stop = {"signal": None}
+
+    def on_signal(signum, frame):
+        stop["signal"] = signum
+        if signum == signal.SIGTERM:
+            for process in list(getattr(pool, "_processes", {}).values()):
+                try:
+                    os.kill(process.pid, signal.SIGTERM)
+                except OSError:
+                    pass
+
+    previous = {}
+    if _main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    pending: set = set()
     queue = list(tasks)
     interrupted = False
     try:
         while queue and len(pending) < jobs:
             pending.add(pool.submit(run_job, queue.pop(0)))
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in done:
-                result = future.result()
+                try:
+                    result = future.result()
+                except Exception as error:  # noqa: BLE001 -- a worker killed while idle breaks the pool
+                    result = {"path": "?", "action": "?", "outcome": "interrupted" if stop["signal"] else "failed",
+                              "eval": None, "seconds": 0.0, "error": f"{type(error).__name__}: {error}"}
                 report(result)
                 interrupted |= result["outcome"] == "interrupted"
+            interrupted |= stop["signal"] is not None
             while queue and len(pending) < jobs and not interrupted:
                 pending.add(pool.submit(run_job, queue.pop(0)))
-    except KeyboardInterrupt:
-        interrupted = True
-        for process in list(getattr(pool, "_processes", {}).values()):
-            try:
-                os.kill(process.pid, signal.SIGTERM)
-            except OSError:
-                pass
-        for future in pending:
-            try:
-                report(future.result(timeout=120))
-            except Exception as error:  # noqa: BLE001 -- a worker killed while idle breaks the pool
-                report({"path": "?", "action": "?", "outcome": "interrupted", "eval": None, "seconds": 0.0,
-                        "error": str(error)})
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         pool.shutdown(wait=True, cancel_futures=True)
     return interrupted
