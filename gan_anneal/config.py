@@ -40,7 +40,7 @@ class OptimSchema:
     lr_g: float = 1e-3
     lr_d: float = 1e-3
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    decay: str = "none"
+    decay: str = "linear"
 
 
 @dataclass
