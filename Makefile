@@ -1,7 +1,7 @@
 # ganneal: common tasks. `make install && make test` is the whole set-up.
 PY ?= python
 
-.PHONY: install test test-all lint demo gibbs-check anneal-compare
+.PHONY: install test test-all lint demo gibbs-check
 .PHONY: cifar10-table cifar10-table-smoke toy-table
 .PHONY: bench bench-quick
 
@@ -21,25 +21,27 @@ demo:               ## the embedded default: a ring of 8 Gaussians
 	ganneal train
 
 gibbs-check:        ## measured vs predicted variance of μ^β on gauss1d (writes runs/gibbs/)
-	$(PY) scripts/gibbs_check.py --out runs/gibbs
+	ganneal gibbs-check --out runs/gibbs
 
 # Sweeps and tables (issue 6). RUNS / JOBS may be overridden: make toy-table JOBS=2 RUNS=runs
+# Without JOBS, `ganneal sweep` picks: one single-thread job per core on a CPU, one job on a GPU.
 RUNS ?= runs
-JOBS ?= 1
+JOBS ?=
+JOBS_FLAG = $(if $(JOBS),--jobs $(JOBS))
 
 cifar10-table:      ## Tao et al. Table 1: 42 CIFAR-10 runs + IS/FID (GPU, CIFAR-10 on disk, Inception weights)
 	ganneal sweep cifar10_table --check
-	ganneal sweep cifar10_table --out $(RUNS)/cifar10_table --jobs $(JOBS)
+	ganneal sweep cifar10_table --out $(RUNS)/cifar10_table $(JOBS_FLAG)
 	ganneal table $(RUNS)/cifar10_table --reference tao2019
 	ganneal table $(RUNS)/cifar10_table --reference tao2019 --format markdown --out $(RUNS)/cifar10_table/table.md
 
 cifar10-table-smoke: ## the same pipeline at toy size: fabricated CIFAR-10, 4 steps, stand-in extractor (CPU)
-	OMP_NUM_THREADS=1 ganneal sweep cifar10_table_smoke --out $(RUNS)/cifar10_table_smoke --jobs $(JOBS)
+	OMP_NUM_THREADS=1 ganneal sweep cifar10_table_smoke --out $(RUNS)/cifar10_table_smoke $(JOBS_FLAG)
 	ganneal table $(RUNS)/cifar10_table_smoke --reference tao2019
 	ganneal table $(RUNS)/cifar10_table_smoke --reference tao2019 --format markdown --out $(RUNS)/cifar10_table_smoke/table.md
 
 toy-table:          ## the same grid on ring8 (CPU, about 40 CPU-minutes; JOBS=2 halves it)
-	OMP_NUM_THREADS=1 ganneal sweep toy_table --out $(RUNS)/toy_table --jobs $(JOBS)
+	OMP_NUM_THREADS=1 ganneal sweep toy_table --out $(RUNS)/toy_table $(JOBS_FLAG)
 	ganneal table $(RUNS)/toy_table
 	ganneal table $(RUNS)/toy_table --format markdown --out $(RUNS)/toy_table/table.md
 
