@@ -242,8 +242,9 @@ def bench_eval(args, console) -> dict:
     device = torch.device("cpu")
 
     # the same inputs torch-fidelity gets from ganneal, built by hand for the direct call
-    from gan_anneal.data import build_dataset
     from omegaconf import OmegaConf
+
+    from gan_anneal.data import build_dataset
 
     reference = build_dataset(OmegaConf.to_container(cfg.dataset, resolve=True)).uint8_images()
     generator, _, _ = fidelity.load_generator(run_dir, cfg, tuple(reference.shape[1:]), device, "auto")
@@ -443,9 +444,8 @@ def main() -> None:
         args.repeats, args.mlp_inner, args.dcgan_repeats, args.dcgan_inner = 3, 3, 3, 1
         args.eval_samples, args.eval_repeats, args.parallel_seconds, args.parallel_repeats = 256, 1, 5.0, 1
 
-    from rich.console import Console
-
     import torch
+    from rich.console import Console
 
     console = Console(width=max(150, Console().width))  # the table's rows stay one line each
     WORK.mkdir(parents=True, exist_ok=True)

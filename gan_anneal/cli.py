@@ -104,7 +104,7 @@ def train(
     try:
         hydra_train()
     except KeyboardInterrupt:  # a job checkpointed and stopped (hydra_app.SweepInterrupted), or Ctrl-C at start-up
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     finally:
         sys.argv = saved_argv
     if cfg:

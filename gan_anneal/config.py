@@ -5,7 +5,6 @@ This module imports no torch: every bad-input path goes through it and must stay
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from dataclasses import dataclass, field

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 
-
 @pytest.mark.parametrize("divergence", ["jsd", "rkl", "wgan"])
 def test_short_run_writes_a_complete_run_directory(train_run, divergence):
     outcome, run = train_run(f"divergence={divergence}", "train.steps=40", "train.log_every=10",

@@ -136,17 +136,21 @@ class EnergyTarget(Target):
         log_z_box = torch.logsumexp(log_cells[inner][:, inner].reshape(-1), 0)
         return float(log_z), float(log_z_box)
 
-    @property
-    def log_normaliser(self) -> float:
+    def _log_normalisers(self) -> tuple[float, float]:
+        """(log Z over the whole quadrature grid, log Z inside the box), computed once."""
         if self._log_z is None:
             self._log_z = self._quadrature()
-        return self._log_z[0]
+        return self._log_z
+
+    @property
+    def log_normaliser(self) -> float:
+        return self._log_normalisers()[0]
 
     @property
     def box_mass(self) -> float:
         """The target's mass inside the plotting box (1 for bounded targets)."""
-        self.log_normaliser
-        return math.exp(self._log_z[1] - self._log_z[0])
+        log_z, log_z_box = self._log_normalisers()
+        return math.exp(log_z_box - log_z)
 
     def normalised_log_prob(self, x: Tensor) -> Tensor:
         return -self.energy(x) - self.log_normaliser
