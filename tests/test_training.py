@@ -131,3 +131,15 @@ def test_ctrl_c_stops_a_whole_sweep_and_keeps_the_checkpoint(tmp_path):
     assert summary["status"] == "interrupted"
     assert torch.load(sweep / "0" / "checkpoints" / "last.pt", weights_only=True)["step"] == summary["steps"]
     assert not (sweep / "1").exists()  # no further job was launched
+
+
+def test_snapshots_use_fixed_noise_and_leave_the_random_stream_alone(make_cfg):
+    from gan_anneal.train.build import build_experiment
+    from gan_anneal.train.loop import generate
+
+    exp = build_experiment(make_cfg("train.steps=10"), log=lambda m: None)
+    state = torch.get_rng_state()
+    a, b = generate(exp, 64, seed=7), generate(exp, 64, seed=7)
+    assert torch.equal(a, b) and not torch.equal(a, generate(exp, 64, seed=8))
+    assert torch.equal(state, torch.get_rng_state())
+    assert not torch.equal(generate(exp, 64), generate(exp, 64))  # fresh draws otherwise

@@ -87,10 +87,15 @@ def restore(exp: Experiment, state: dict) -> int:
 
 
 @torch.inference_mode()
-def generate(exp: Experiment, n: int, batch: int = 10_000) -> torch.Tensor:
+def generate(exp: Experiment, n: int, batch: int = 10_000, seed: int | None = None) -> torch.Tensor:
+    """n samples; with `seed`, from the same noise every call (fixed-noise snapshots) without touching the
+    run's random stream."""
     g = exp.ema.model if exp.ema is not None else exp.generator  # the EMA weights, when kept, are the ones shown
     exp.generator.eval()
-    parts = [g(g.sample_noise(min(batch, n - i), exp.device)) for i in range(0, n, batch)]
+    with torch.random.fork_rng(devices=[exp.device] if exp.device.type == "cuda" else [], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        parts = [g(g.sample_noise(min(batch, n - i), exp.device)) for i in range(0, n, batch)]
     exp.generator.train()
     return torch.cat(parts)
 
@@ -198,7 +203,7 @@ def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Consol
                 progress.update(task, completed=step,
                                 losses=f"D {record['loss_d']:+.3f}  G {record['loss_g']:+.3f}  λ {record['lam']:+.3f}")
             if cfg.train.sample_every and step % cfg.train.sample_every == 0 and step < total:
-                snapshot = generate(exp, cfg.train.snapshot_samples)
+                snapshot = generate(exp, cfg.train.snapshot_samples, seed=cfg.seed + 1)  # fixed noise
                 exp.target.save_picture(snapshot, run.samples / f"step_{step:06d}.png", f"step {step}")
                 run.append_metrics([eval_record(step, exp.target.metrics(snapshot, cfg.metrics))])
             if step % cfg.train.checkpoint_every == 0 and step < total:
