@@ -77,3 +77,11 @@ def test_multirun_over_a_group_with_one_of_its_keys_set(tmp_path, run_cli):
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "1" / "summary.json").exists()
     assert "warmup: 0.2" in (tmp_path / "1" / "config.yaml").read_text()
+
+
+def test_a_flat_model_on_images_is_a_user_error(tmp_path):
+    from gan_anneal.config import compose
+    from gan_anneal.runner import run_training
+
+    cfg = compose(["dataset=digits", "model=mlp", "train.steps=2", "train.progress=false"])
+    assert run_training(cfg, tmp_path / "run") == "bad-input"

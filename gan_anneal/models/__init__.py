@@ -18,6 +18,9 @@ MODELS: Registry[tuple[nn.Module, nn.Module]] = Registry("model")
 @MODELS.register("mlp")
 def _mlp(data_shape, z_dim: int = 2, hidden: int = 128, depth: int = 3, init: str | None = None,
          init_center=None, init_scale: float = 0.1):
+    if len(data_shape) != 1:
+        raise UserError(f"model=mlp needs flat data, but the dataset's samples have shape {tuple(data_shape)}. "
+                        "Use an image model: model=dcgan32 (32×32), model=dcgan64 (64×64) or model=dcgan.")
     (x_dim,) = data_shape
     generator = MLPGenerator(z_dim, x_dim, hidden, depth)
     if init == "blob":  # a deliberately poor start: a tight blob at init_center (the kidney experiment)
