@@ -112,17 +112,18 @@ def test_dsm_score_agrees_with_the_exact_score_where_the_mixture_has_mass(tmp_pa
 
     torch.manual_seed(0)
     target = ring(n_modes=3, radius=1.5, std=0.5)
-    spec = {"dataset": "ring3", "sigma": 0.1, "steps": 1500, "hidden": 128, "depth": 3, "lr": 1e-3,
+    spec = {"dataset": "ring3", "sigma": 0.1, "steps": 3000, "hidden": 128, "depth": 3, "lr": 1e-3,
             "batch_size": 512, "seed": 0}
     messages = []
     dsm = pretrained_data_score(target.sample, (2,), spec, tmp_path, torch.device("cpu"), log=messages.append)
     x = target.sample(4000)
     x = x[target.log_prob(x) > target.log_prob(x).median()]  # the denser half: where a score can be learnt
-    exact = ExactScore(target.log_prob)(x)
+    # DSM with noise σ estimates the score of μ smoothed by N(0, σ²) (Tweedie): compare with that, in closed form
+    exact = ExactScore(target.smoothed(0.1).log_prob)(x)
     estimate = dsm(x)
     cosine = torch.nn.functional.cosine_similarity(estimate, exact, dim=1)
-    rel = (estimate - exact).norm(dim=1) / exact.norm(dim=1).clamp(min=1.0)
-    assert float(cosine.median()) > 0.95 and float(rel.median()) < 0.3
+    relative_l2 = ((estimate - exact) ** 2).sum(1).mean().sqrt() / (exact**2).sum(1).mean().sqrt()
+    assert float(cosine.median()) > 0.97 and float(relative_l2) < 0.35  # measured: 0.985 and 0.28
 
     # a second build with the same spec loads the cache instead of training
     again = pretrained_data_score(target.sample, (2,), spec, tmp_path, torch.device("cpu"), log=messages.append)
