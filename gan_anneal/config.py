@@ -30,6 +30,7 @@ class TrainSchema:
     checkpoint_every: int = 500
     eval_samples: int = 10000
     snapshot_samples: int = 2000
+    reuse_fake: bool = False
     progress: bool = True
     ema: float = 0.0  # decay of an EMA copy of the generator, e.g. 0.999; 0 = off (train/ema.py)
 

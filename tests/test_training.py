@@ -143,3 +143,22 @@ def test_snapshots_use_fixed_noise_and_leave_the_random_stream_alone(make_cfg):
     assert torch.equal(a, b) and not torch.equal(a, generate(exp, 64, seed=8))
     assert torch.equal(state, torch.get_rng_state())
     assert not torch.equal(generate(exp, 64), generate(exp, 64))  # fresh draws otherwise
+
+
+def test_reuse_fake_runs_one_generator_forward_per_step(make_cfg):
+    from gan_anneal.train.build import build_experiment
+    from gan_anneal.train.loop import train_step
+
+    def forwards(*overrides):
+        exp = build_experiment(make_cfg("train.steps=10", *overrides), log=lambda m: None)
+        calls = []
+        exp.generator.register_forward_hook(lambda *args: calls.append(1))
+        before = [p.detach().clone() for p in exp.generator.parameters()]
+        out = train_step(exp, 0)
+        moved = any(not torch.equal(a, p) for a, p in zip(before, exp.generator.parameters()))
+        return len(calls), moved, out
+
+    assert forwards()[:2] == (2, True)
+    n, moved, out = forwards("train.reuse_fake=true")
+    assert (n, moved) == (1, True) and torch.isfinite(out["loss_g"])
+    assert forwards("train.reuse_fake=true", "divergence=wgan")[0] == 5 + 1  # n_critic = 5: no sharing

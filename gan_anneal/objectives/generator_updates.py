@@ -13,6 +13,7 @@ from gan_anneal.registry import Registry
 
 
 class Reparameterised:
+    reuses_fake = True  # its loss is the divergence's generator loss on x = G(z): train.reuse_fake may share x
     def loss(self, generator, critic, divergence, n: int, device) -> tuple[torch.Tensor, torch.Tensor, dict]:
         fake = generator(generator.sample_noise(n, device))
         return divergence.generator_loss(critic(fake)), fake, {}

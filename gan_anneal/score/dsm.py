@@ -32,12 +32,12 @@ class ScoreMLP(nn.Module):
         return self.net(x)
 
 
-def build_score_network(data_shape: tuple[int, ...], hidden: int, depth: int) -> nn.Module:
+def build_score_network(data_shape: tuple[int, ...], hidden: int, depth: int, conv_hidden: int | None = None) -> nn.Module:
     if len(data_shape) == 1:
         return ScoreMLP(data_shape[0], hidden, depth)
     from gan_anneal.models.score_conv import ScoreConvNet  # images
 
-    return ScoreConvNet(data_shape[0], hidden)
+    return ScoreConvNet(data_shape[0], conv_hidden or hidden)
 
 
 def dsm_loss(net: nn.Module, x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -89,7 +89,7 @@ def pretrained_data_score(sample: Callable[[int], torch.Tensor], data_shape: tup
     `spec` holds everything that determines the network (dataset, σ, architecture, steps, seed, lr, batch);
     its hash names the cache file, so the runs of a sweep train it once.
     """
-    net = build_score_network(data_shape, spec["hidden"], spec["depth"]).to(device)
+    net = build_score_network(data_shape, spec["hidden"], spec["depth"], spec.get("conv_hidden")).to(device)
     path = Path(cache_dir) / f"dsm-{cache_key(spec)}.pt"
     if path.exists():
         net.load_state_dict(load_checkpoint(path, map_location=device)["net"])
