@@ -47,9 +47,10 @@ def _resume(run_dir: str, overrides: list[str]) -> int:
     from gan_anneal.results.rundir import RunDir
     from gan_anneal.runner import EXIT_CODES, run_training
 
-    run = RunDir(run_dir)
-    if not run.exists():
-        fail(f"'{run_dir}' is not a run directory (no config.yaml there). Pass the folder `ganneal train` printed.")
+    try:
+        run = RunDir(run_dir).require()
+    except UserError as error:
+        fail(str(error))
     cfg = run.read_config()
     try:
         OmegaConf.set_struct(cfg, True)

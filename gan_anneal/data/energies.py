@@ -266,7 +266,7 @@ class EnergyTarget(Target):
         ax.set_title(title, fontsize=9)
 
     def save_picture(self, samples: Tensor, path, title: str = "") -> None:
-        from gan_anneal.evaluate.plots import _pyplot
+        from gan_anneal.evaluate.plots import _pyplot, save_figure
 
         plt = _pyplot()
         lo, hi = self.box
@@ -278,10 +278,7 @@ class EnergyTarget(Target):
         axes[1].set_xticks([])
         axes[1].set_yticks([])
         axes[1].set_title("model density (smoothed histogram)", fontsize=9)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
+        save_figure(fig, path)
 
 
 # The energies ------------------------------------------------------------------------------------

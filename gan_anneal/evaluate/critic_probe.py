@@ -69,11 +69,7 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
     from gan_anneal.train.build import build_experiment
     from gan_anneal.train.checkpoint import load_checkpoint
 
-    run = RunDir(run_dir)
-    if not run.exists():
-        raise UserError(f"'{run_dir}' is not a run directory (no config.yaml there).")
-    if not run.checkpoint.exists():
-        raise UserError(f"'{run_dir}' has no checkpoint ({run.checkpoint}); train it first.")
+    run = RunDir(run_dir).require(checkpoint=True)
     cfg = with_schema_defaults(run.read_config())
     cfg.device.name = device
     exp = build_experiment(cfg, log=lambda msg: None)

@@ -16,13 +16,7 @@ from gan_anneal.results.rundir import RunDir
 
 
 def _load(run_dir: str) -> RunDir:
-    run = RunDir(run_dir)
-    if not run.exists():
-        raise UserError(f"'{run_dir}' is not a run directory (no config.yaml there). Pass folders that "
-                        "`ganneal train` wrote.")
-    if not run.checkpoint.exists():
-        raise UserError(f"'{run_dir}' has no checkpoint ({run.checkpoint}); the run has not saved a model yet.")
-    return run
+    return RunDir(run_dir).require(checkpoint=True)
 
 
 def _label(run: RunDir) -> str:
@@ -45,7 +39,7 @@ def _label(run: RunDir) -> str:
 
 def energy_figure(run_a: str, run_b: str, out: str | Path, n_samples: int = 3000, seed: int = 0) -> Path:
     """run_a: with annealing; run_b: without. Writes a PNG and returns its path."""
-    from gan_anneal.evaluate.plots import _pyplot
+    from gan_anneal.evaluate.plots import _pyplot, save_figure
     from gan_anneal.models import build_models
     from gan_anneal.train.build import as_dict, build_experiment
     from gan_anneal.train.checkpoint import load_checkpoint
@@ -84,9 +78,4 @@ def energy_figure(run_a: str, run_b: str, out: str | Path, n_samples: int = 3000
     target.draw(axes[1], draw(initial.generator), "initial model")
     target.draw(axes[2], trained[0], "w/ annealing: " + _label(runs[0]))
     target.draw(axes[3], trained[1], "w/o annealing: " + _label(runs[1]))
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

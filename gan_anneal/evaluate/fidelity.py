@@ -309,12 +309,7 @@ def resolve_options(run_dir: Path, *, metrics=None, num_samples=None, batch_size
 
     from gan_anneal.results.rundir import RunDir
 
-    run = RunDir(run_dir)
-    if not run.exists():
-        raise UserError(f"'{run_dir}' is not a run directory (no config.yaml there). Pass the folder `ganneal "
-                        "train` printed.")
-    if not run.checkpoint.is_file():
-        raise UserError(f"{run_dir} has no checkpoint ({run.checkpoint}); train it first (or resume it).")
+    run = RunDir(run_dir).require(checkpoint=True)
     cfg = OmegaConf.to_container(run.read_config(), resolve=False)
     ev = dict(cfg.get("evaluate") or {})
 

@@ -18,6 +18,16 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    _pyplot().close(fig)
+    return path
+
+
 def density_grid(target: Target, resolution: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
     lo, hi = target.box
     axis = torch.linspace(lo, hi, resolution)
@@ -52,7 +62,4 @@ def save_sample_plot(target: Target, samples: torch.Tensor, path: Path, title: s
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     draw_samples(ax, target, samples, title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)

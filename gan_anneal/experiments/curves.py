@@ -29,16 +29,13 @@ def available_metrics(runs: list[RunDir]) -> list[str]:
 
 
 def plot_curves(run_dirs: list[str], metrics: list[str], out: Path, labels: list[str] | None = None) -> Path:
-    runs = [RunDir(d) for d in run_dirs]
-    for run in runs:
-        if not run.exists():
-            raise UserError(f"'{run.path}' is not a run directory (no config.yaml there).")
+    runs = [RunDir(d).require() for d in run_dirs]
     known = available_metrics(runs)
     for metric in metrics:
         if metric not in known:
             raise UserError(f"No run logged '{metric}'. Logged: {', '.join(known)}.")
     labels = labels or [run_label(r) for r in runs]
-    from gan_anneal.evaluate.plots import _pyplot
+    from gan_anneal.evaluate.plots import _pyplot, save_figure
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), dpi=100, squeeze=False)
@@ -49,9 +46,4 @@ def plot_curves(run_dirs: list[str], metrics: list[str], out: Path, labels: list
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel("generator step")
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

@@ -87,7 +87,7 @@ def markdown_table(rows: list[GibbsRow]) -> str:
 
 
 def plot(rows: list[GibbsRow], path: Path) -> None:
-    from gan_anneal.evaluate.plots import _pyplot
+    from gan_anneal.evaluate.plots import _pyplot, save_figure
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
@@ -103,6 +103,4 @@ def plot(rows: list[GibbsRow], path: Path) -> None:
     ax.set_ylabel("measured variance of G(z)")
     ax.set_title("Gibbs optimum μ^β on N(0, 1)", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -23,7 +23,7 @@ def schedule_curves(cfg: DictConfig, points: int = 1000) -> dict[str, list[float
 
 def plot_schedules(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
     """One panel per coefficient, one line per named schedule."""
-    from gan_anneal.evaluate.plots import _pyplot
+    from gan_anneal.evaluate.plots import _pyplot, save_figure
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), dpi=100)
@@ -34,7 +34,4 @@ def plot_schedules(curves: dict[str, dict[str, list[float]]], path: Path) -> Non
             ax.set_xlabel("generator step")
             ax.axhline(1.0 if key == "beta" else 0.0, color="grey", lw=0.8, ls="--")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)

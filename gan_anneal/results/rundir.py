@@ -63,6 +63,17 @@ class RunDir:
     def exists(self) -> bool:
         return (self.path / "config.yaml").is_file()
 
+    def require(self, checkpoint: bool = False) -> "RunDir":
+        """The run, or a UserError saying why this folder will not do."""
+        from gan_anneal.errors import UserError
+
+        if not self.exists():
+            raise UserError(f"'{self.path}' is not a run directory (no config.yaml there). Pass the folder "
+                            "`ganneal train` printed.")
+        if checkpoint and not self.checkpoint.is_file():
+            raise UserError(f"'{self.path}' has no checkpoint ({self.checkpoint}); train it first (or resume it).")
+        return self
+
     # config -------------------------------------------------------------------------------------
     def write_config(self, cfg: DictConfig) -> None:
         atomic_write_text(self.path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
