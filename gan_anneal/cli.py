@@ -60,7 +60,8 @@ def _resume(run_dir: str, overrides: list[str]) -> int:
         fail(str(error))
     except Exception as error:
         fail(f"cannot apply {overrides} to the run's config: {error}")
-    if run.read_summary().get("status") == "done" and run.read_summary().get("steps") == cfg.train.steps:
+    summary = run.read_summary()
+    if summary.get("status") == "done" and summary.get("steps") == cfg.train.steps:
         fail(f"{run_dir} already finished its {cfg.train.steps} steps; extend it with train.steps=<more>.", 0)
     return EXIT_CODES[run_training(cfg, run.path, resume=True)]
 

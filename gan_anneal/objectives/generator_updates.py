@@ -13,9 +13,11 @@ from gan_anneal.registry import Registry
 
 
 class Reparameterised:
-    reuses_fake = True  # its loss is the divergence's generator loss on x = G(z): train.reuse_fake may share x
     def loss(self, generator, critic, divergence, n: int, device) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        fake = generator(generator.sample_noise(n, device))
+        return self.loss_on(generator(generator.sample_noise(n, device)), critic, divergence)
+
+    def loss_on(self, fake, critic, divergence) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """The loss on samples already drawn: what lets train.reuse_fake share one G(z) with the critic step."""
         return divergence.generator_loss(critic(fake)), fake, {}
 
 

@@ -114,7 +114,7 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
     # train.reuse_fake: with one critic and one generator step, a single G(z) serves both (the critic sees it
     # detached), as single-file GAN examples do. Fewer FLOPs; a different random stream, so opt-in.
     shared = None
-    if cfg.reuse_fake and cfg.n_critic == 1 and cfg.g_steps == 1 and getattr(exp.generator_update, "reuses_fake", False):
+    if cfg.reuse_fake and cfg.n_critic == 1 and cfg.g_steps == 1 and hasattr(exp.generator_update, "loss_on"):
         with amp.autocast():
             shared = g(g.sample_noise(cfg.batch_size, exp.device))
     for _ in range(cfg.n_critic):
@@ -138,7 +138,7 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
             if shared is None:
                 loss_g, fake, extras = exp.generator_update.loss(g, d, div, cfg.batch_size, exp.device)
             else:
-                loss_g, fake, extras = div.generator_loss(d(shared)), shared, {}
+                loss_g, fake, extras = exp.generator_update.loss_on(shared, d, div)
         total_g = loss_g
         if w != 0:  # the regulariser's weight is exactly 0 outside annealing: skip the score call
             total_g = loss_g - w * exp.regularizer.surrogate(fake)
@@ -157,11 +157,9 @@ def eval_record(step: int, metrics: dict) -> dict:
     return {"step": step, **{f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
 
 
-def _finite_record(step: int, raw: dict) -> dict:
-    record = {"step": step}
-    for key, value in raw.items():
-        record[key] = float(value)
-    return record
+def _as_record(step: int, raw: dict) -> dict:
+    """One metrics.jsonl line: the step's tensors and numbers as plain floats (the only host sync)."""
+    return {"step": step, **{key: float(value) for key, value in raw.items()}}
 
 
 def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Console | None = None,
@@ -201,7 +199,7 @@ def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Consol
             raw = train_step(exp, step)
             step += 1
             if step % cfg.train.log_every == 0 or step == total:
-                record = _finite_record(step, raw)
+                record = _as_record(step, raw)
                 record["time_s"] = round(previous_wall + time.perf_counter() - t0, 3)
                 run.append_metrics([record])  # metrics past the checkpoint are dropped again on resume
                 if not all(math.isfinite(v) for v in record.values()):
