@@ -183,8 +183,10 @@ def bench_steps(args, console) -> dict:
         variants["ganneal+reg"] = ganneal_stepper(exps["ganneal+reg"])
         exps["bf16"] = build(base + ["device.precision=bf16"])
         variants["bf16"] = ganneal_stepper(exps["bf16"])
-        exps["reuse"] = build(base + ["train.reuse_fake=true"])  # one G(z) for both steps, like the bare loop
-        variants["reuse"] = ganneal_stepper(exps["reuse"])
+        # the other setting of train.reuse_fake (on by default for DCGAN, off for the 2-D toys), for comparison
+        toggled = not exps["ganneal"].cfg.train.reuse_fake
+        exps["toggled"] = build(base + [f"train.reuse_fake={str(toggled).lower()}"])
+        variants["toggled"] = ganneal_stepper(exps["toggled"])
         peak_flops = None
         if model == "dcgan":
             exps["channels_last"] = build(base + ["device.channels_last=true"])
@@ -198,7 +200,8 @@ def bench_steps(args, console) -> dict:
                "speed_vs_bare": paired_ratio(times["bare"], times["ganneal"]),
                "regularizer_overhead": paired_ratio(times["ganneal+reg"], times["ganneal"]) - 1,
                "bf16_speedup": paired_ratio(times["ganneal"], times["bf16"]),
-               "reuse_speed_vs_bare": paired_ratio(times["bare"], times["reuse"])}
+               "default_reuse_fake": not toggled,
+               "toggled_speed_vs_bare": paired_ratio(times["bare"], times["toggled"])}
         if model == "dcgan":
             res["channels_last_speedup"] = paired_ratio(times["ganneal"], times["channels_last"])
             peak = [peak_flops / t for t in times["matmul"]]
@@ -379,9 +382,9 @@ def report(res: dict, console) -> None:
         ok = "✓" if r["speed_vs_bare"] >= 1.0 else "✗"
         t.add_row(f"{names[model]}: step vs bare loop", ms(m["ganneal"]), ms(m["bare"]),
                   f"{r['speed_vs_bare']:.2f}× {ok}", "≥ 1.00×")
-        ok = "✓" if r["reuse_speed_vs_bare"] >= 1.0 else "✗"
-        t.add_row(f"{names[model]}: step with train.reuse_fake=true vs bare loop", ms(m["reuse"]), ms(m["bare"]),
-                  f"{r['reuse_speed_vs_bare']:.2f}× {ok}", "≥ 1.00×")
+        other = str(not r["default_reuse_fake"]).lower()
+        t.add_row(f"{names[model]}: step with train.reuse_fake={other} (not the default) vs bare loop",
+                  ms(m["toggled"]), ms(m["bare"]), f"{r['toggled_speed_vs_bare']:.2f}×", "")
     for model, r in steps.items():
         m = r["median_s"]
         score = "exact score" if model == "mlp" else "dsm score"
