@@ -16,8 +16,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-KEYS = [("kl_model_target", "KL(model‖target) ↓"), ("coverage", "coverage ↑"), ("ess", "ESS/n ↑"),
-        ("overlap", "overlap ↑")]
+KEYS = [("kl_model_target", "KL(model‖target) ↓"), ("kl_in_box", "KL in the box ↓"), ("outside_box", "outside ↓"),
+        ("coverage", "coverage ↑"), ("ess", "ESS/n ↑")]
 
 
 def recompute(run_path: Path) -> None:
@@ -45,6 +45,9 @@ def recompute(run_path: Path) -> None:
 
 
 def main(root: str, redo: bool = False) -> None:
+    from gan_anneal.evaluate.energy_figure import schedule_label
+    from gan_anneal.results.rundir import RunDir
+
     if redo:
         for summary in sorted(Path(root).glob("*_s*/summary.json")):
             if json.loads(summary.read_text()).get("status") == "done":
@@ -54,7 +57,9 @@ def main(root: str, redo: bool = False) -> None:
         match = re.fullmatch(r"(\w+?)_(annealed|plain)_s(\d+)", summary.parent.name)
         data = json.loads(summary.read_text())
         if match and data.get("status") == "done":
-            groups[(match.group(1), match.group(2))].append({"seed": int(match.group(3)), **data["metrics"]})
+            groups[(match.group(1), match.group(2))].append({"seed": int(match.group(3)),
+                                                               "schedule": schedule_label(RunDir(summary.parent)),
+                                                               **data["metrics"]})
     print("| energy | λ schedule | seeds | " + " | ".join(label for _, label in KEYS) + " |")
     print("|---|---|---|" + "---|" * len(KEYS))
     for (energy, mode), runs in sorted(groups.items()):
@@ -63,13 +68,14 @@ def main(root: str, redo: bool = False) -> None:
             values = [r[key] for r in runs]
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):.3f} ± {sd:.3f}")
-        schedule = "ramp 0→1 (60%)" if mode == "annealed" else "λ = 1 static"
-        print(f"| {energy} | {schedule} | {len(runs)} | " + " | ".join(cells) + " |")
+        schedules = " / ".join(sorted({r["schedule"] for r in runs}))
+        print(f"| {energy} | {schedules} | {len(runs)} | " + " | ".join(cells) + " |")
     print()
-    print("Per seed (KL · coverage · ESS):")
+    print("Per seed (KL · KL in the box · outside · coverage):")
     print()
     for (energy, mode), runs in sorted(groups.items()):
-        per = ", ".join(f"s{r['seed']}: {r['kl_model_target']:.3f} · {r['coverage']:.2f} · {r['ess']:.2f}"
+        per = ", ".join(f"s{r['seed']}: {r['kl_model_target']:.3f} · {r['kl_in_box']:.3f} · "
+                        f"{100 * r['outside_box']:.1f}% · {r['coverage']:.2f}"
                         for r in sorted(runs, key=lambda r: r["seed"]))
         print(f"- {energy} {mode}: {per}")
 

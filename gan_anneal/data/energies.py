@@ -17,6 +17,9 @@ Metrics (written to summary.json), all on a `grid`×`grid` lattice over the plot
                     kernel, so a perfect model scores ≈ 0 and, by the data-processing inequality, the estimate is
                     a lower bound of the true KL at that resolution. Samples outside the box go to one overflow cell.
   kl_target_model   the same, the other way round.
+  kl_in_box         KL(model ‖ target) between the two conditioned on the box; with `outside_box` (the share of
+                    samples outside it) this separates leaking from mis-shaping, which matters for U2–U4: their
+                    target has no mass outside, so kl_model_target's overflow term is set by a 1e-12 floor.
   coverage          share of the target's mass in the `cover_cells`² coarse cells that hold at least
                     `cover_min_share` × the target's share of the model's samples.
   overlap           Σ_cells min(p, q) on the coarse cells (1 − total variation).
@@ -205,6 +208,12 @@ class EnergyTarget(Target):
         floor = 1e-12
         kl_qp = float(torch.where(qv > 0, qv * (qv / pv.clamp(min=floor)).log(), torch.zeros_like(qv)).sum())
         kl_pq = float(torch.where(pv > 0, pv * (pv / qv.clamp(min=floor)).log(), torch.zeros_like(pv)).sum())
+        # The same KL between the two distributions conditioned on the box. For energies defined on the box only
+        # (p_out = 0) the overflow term above is q_out·log(q_out/floor): real (the KL is infinite) but its size is
+        # the floor's, so samples that leave the box are reported apart, as `outside_box`.
+        q_box, p_box = q / q.sum().clamp(min=1e-300), p / p.sum()
+        kl_in_box = float(torch.where(q_box > 0, q_box * (q_box / p_box.clamp(min=floor)).log(),
+                                      torch.zeros_like(q_box)).sum())
 
         # coverage and overlap on coarse cells (raw counts, exact masses)
         c = self.cover_cells
@@ -234,6 +243,7 @@ class EnergyTarget(Target):
         return {
             "kl_model_target": kl_qp,
             "kl_target_model": kl_pq,
+            "kl_in_box": kl_in_box,
             "coverage": coverage,
             "overlap": overlap,
             "ess": ess,

@@ -19,22 +19,26 @@ def _load(run_dir: str) -> RunDir:
     return RunDir(run_dir).require(checkpoint=True)
 
 
-def _label(run: RunDir) -> str:
-    cfg = run.read_config()
-    a = cfg.anneal
+def schedule_label(run: RunDir) -> str:
+    """How a run set λ, in words: 'λ ramp 0→1 over 30%', 'λ = 1 throughout'."""
+    a = run.read_config().anneal
     if a.name == "ramp":
-        what = f"λ ramp {a.start:g}→{a.end:g} over {a.fraction:.0%}"
-    elif a.name == "static":
-        what = f"λ = {a.lam:g} throughout"
-    else:
-        what = f"anneal={a.name}"
+        return f"λ ramp {a.start:g}→{a.end:g} over {a.fraction:.0%}"
+    if a.name == "static":
+        return f"λ = {a.lam:g} throughout"
+    return f"anneal={a.name}"
+
+
+def _label(run: RunDir) -> str:
     metrics = run.read_summary().get("metrics", {})
     numbers = []
-    if "kl_model_target" in metrics:
+    if metrics.get("outside_box"):  # report leaking apart from the shape inside the box (see data/energies.py)
+        numbers.append(f"KL in box {metrics['kl_in_box']:.2f} · {100 * metrics['outside_box']:.1f}% outside")
+    elif "kl_model_target" in metrics:
         numbers.append(f"KL {metrics['kl_model_target']:.2f}")
     if "coverage" in metrics:
         numbers.append(f"cov {metrics['coverage']:.2f}")
-    return what + ("\n" + " · ".join(numbers) if numbers else "")
+    return schedule_label(run) + ("\n" + " · ".join(numbers) if numbers else "")
 
 
 def energy_figure(run_a: str, run_b: str, out: str | Path, n_samples: int = 3000, seed: int = 0) -> Path:
