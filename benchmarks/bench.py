@@ -12,8 +12,10 @@ What is timed (docs/benchmarks.md explains each row):
             data and Adam settings, written like the popular single-file GAN examples: one G(z) reused for the
             critic (detached) and generator steps, BCE-with-logits, zero_grad / backward / step, the critic not
             frozen during the generator step. Models: the 2-D MLP toy (ring8, 3 hidden layers of 512, batch
-            512) and DCGAN-32 (3×32×32, batch 64). Also: the likelihood regulariser on (anneal=static
-            anneal.lam=1; exact score on the toy, score=dsm on DCGAN), device.precision=bf16, and
+            512) and DCGAN-32 (3×32×32, batch 64), each in its default configuration (DCGAN reuses one G(z)
+            for both steps, the toy draws a fresh one for the critic); the other train.reuse_fake setting is
+            timed too. Also: the likelihood regulariser on (anneal=static anneal.lam=1; exact score on the toy,
+            score=dsm on DCGAN, also with the wider score.conv_hidden=32), device.precision=bf16, and
             device.channels_last on DCGAN.
   flops     the DCGAN step's FLOPs (torch.utils.flop_counter.FlopCounterMode) over its median time, against
             the fp32 matmul peak (a 2048² torch.mm) measured in the same rounds: the physical limit here.
@@ -189,8 +191,8 @@ def bench_steps(args, console) -> dict:
         variants["toggled"] = ganneal_stepper(exps["toggled"])
         peak_flops = None
         if model == "dcgan":
-            exps["reg_narrow"] = build(base + reg + ["score.conv_hidden=24"])  # a narrower image score net
-            variants["reg_narrow"] = ganneal_stepper(exps["reg_narrow"])
+            exps["reg_wide"] = build(base + reg + ["score.conv_hidden=32"])  # a wider image score net than the default
+            variants["reg_wide"] = ganneal_stepper(exps["reg_wide"])
             exps["channels_last"] = build(base + ["device.channels_last=true"])
             variants["channels_last"] = ganneal_stepper(exps["channels_last"])
             mm, peak_flops = matmul_stepper()
@@ -206,7 +208,7 @@ def bench_steps(args, console) -> dict:
                "toggled_speed_vs_bare": paired_ratio(times["bare"], times["toggled"])}
         if model == "dcgan":
             res["channels_last_speedup"] = paired_ratio(times["ganneal"], times["channels_last"])
-            res["regularizer_narrow_overhead"] = paired_ratio(times["reg_narrow"], times["ganneal"]) - 1
+            res["regularizer_wide_overhead"] = paired_ratio(times["reg_wide"], times["ganneal"]) - 1
             peak = [peak_flops / t for t in times["matmul"]]
             achieved = [flops["ganneal"] / t for t in times["ganneal"]]
             res["matmul_peak_flops_per_s"] = median(peak)
@@ -394,10 +396,9 @@ def report(res: dict, console) -> None:
         ok = "✓" if r["regularizer_overhead"] <= 0.15 else "✗"
         t.add_row(f"{names[model]}: + likelihood regulariser ({score})", ms(m["ganneal+reg"]), ms(m["ganneal"]),
                   f"+{100 * r['regularizer_overhead']:.0f}% {ok}", "≤ +15%")
-        if "reg_narrow" in m:
-            ok = "✓" if r["regularizer_narrow_overhead"] <= 0.15 else "✗"
-            t.add_row(f"{names[model]}: + likelihood regulariser (dsm, score.conv_hidden=24)", ms(m["reg_narrow"]),
-                      ms(m["ganneal"]), f"+{100 * r['regularizer_narrow_overhead']:.0f}% {ok}", "≤ +15%")
+        if "reg_wide" in m:
+            t.add_row(f"{names[model]}: + likelihood regulariser (dsm, score.conv_hidden=32, not the default)",
+                      ms(m["reg_wide"]), ms(m["ganneal"]), f"+{100 * r['regularizer_wide_overhead']:.0f}%", "")
     if "dcgan" in steps:
         r = steps["dcgan"]
         ok = "✓" if r["fraction_of_peak"] >= 0.75 else "✗"
