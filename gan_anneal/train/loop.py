@@ -112,7 +112,8 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
     amp = exp.precision or FP32  # device.precision (train/precision.py): fp32 unless asked
     d.requires_grad_(True)
     # train.reuse_fake: with one critic and one generator step, a single G(z) serves both (the critic sees it
-    # detached), as single-file GAN examples do. Fewer FLOPs; a different random stream, so opt-in.
+    # detached), as DCGAN and single-file GAN examples do. Fewer FLOPs, another random stream: on in the DCGAN
+    # configs, off for the 2-D toys (conf/config.yaml says why).
     shared = None
     if cfg.reuse_fake and cfg.n_critic == 1 and cfg.g_steps == 1 and hasattr(exp.generator_update, "loss_on"):
         with amp.autocast():
