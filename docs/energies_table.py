@@ -62,7 +62,7 @@ def main(root: str, redo: bool = False) -> None:
                                                                **data["metrics"]})
     print("| energy | λ schedule | seeds | " + " | ".join(label for _, label in KEYS) + " |")
     print("|---|---|---|" + "---|" * len(KEYS))
-    for (energy, mode), runs in sorted(groups.items()):
+    for (energy, _mode), runs in sorted(groups.items()):
         cells = []
         for key, _ in KEYS:
             values = [r[key] for r in runs]

@@ -67,6 +67,11 @@ def smooth2d(grid: Tensor, sigma_cells: float) -> Tensor:
     return x[0, 0]
 
 
+def _kl(a: Tensor, b: Tensor, floor: float = 1e-12) -> float:
+    """Σ a·log(a/b) over cells with a > 0, b floored so that mass where b has none costs a finite amount."""
+    return float(torch.where(a > 0, a * (a / b.clamp(min=floor)).log(), torch.zeros_like(a)).sum())
+
+
 class EnergyTarget(Target):
     """μ ∝ exp(−ψ) on R² (or on the box, when `bounded`). Subclasses define `energy(x)`."""
 
@@ -205,15 +210,11 @@ class EnergyTarget(Target):
 
         qv = torch.cat([q.reshape(-1), torch.tensor([q_out], dtype=torch.float64)])
         pv = torch.cat([p.reshape(-1), torch.tensor([p_out], dtype=torch.float64)])
-        floor = 1e-12
-        kl_qp = float(torch.where(qv > 0, qv * (qv / pv.clamp(min=floor)).log(), torch.zeros_like(qv)).sum())
-        kl_pq = float(torch.where(pv > 0, pv * (pv / qv.clamp(min=floor)).log(), torch.zeros_like(pv)).sum())
+        kl_qp, kl_pq = _kl(qv, pv), _kl(pv, qv)
         # The same KL between the two distributions conditioned on the box. For energies defined on the box only
         # (p_out = 0) the overflow term above is q_out·log(q_out/floor): real (the KL is infinite) but its size is
         # the floor's, so samples that leave the box are reported apart, as `outside_box`.
-        q_box, p_box = q / q.sum().clamp(min=1e-300), p / p.sum()
-        kl_in_box = float(torch.where(q_box > 0, q_box * (q_box / p_box.clamp(min=floor)).log(),
-                                      torch.zeros_like(q_box)).sum())
+        kl_in_box = _kl(q / q.sum().clamp(min=1e-300), p / p.sum())
 
         # coverage and overlap on coarse cells (raw counts, exact masses)
         c = self.cover_cells

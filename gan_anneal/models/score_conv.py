@@ -36,7 +36,8 @@ class ScoreConvNet(nn.Module):
         self.inp = nn.Conv2d(channels, h, 3, padding=1)
         self.down = nn.Sequential(_group_norm(h), nn.SiLU(inplace=True), nn.Conv2d(h, 2 * h, 4, stride=2, padding=1))
         self.mid = nn.Sequential(_Residual(2 * h), _Residual(2 * h))
-        self.up = nn.Sequential(_group_norm(2 * h), nn.SiLU(inplace=True), nn.ConvTranspose2d(2 * h, h, 4, stride=2, padding=1))
+        self.up = nn.Sequential(_group_norm(2 * h), nn.SiLU(inplace=True),
+                                nn.ConvTranspose2d(2 * h, h, 4, stride=2, padding=1))
         self.out = nn.Sequential(_group_norm(2 * h), nn.SiLU(inplace=True), nn.Conv2d(2 * h, h, 3, padding=1),
                                  _group_norm(h), nn.SiLU(inplace=True), nn.Conv2d(h, channels, 3, padding=1))
 
