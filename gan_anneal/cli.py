@@ -153,10 +153,11 @@ def schedule(
         fail(str(error))
     c = curves[names[-1]]
     table = Table(title=f"anneal={cfg.anneal.name} · regularizer={cfg.regularizer.name} · {cfg.train.steps} steps")
-    for column in ("step", "λ", "β", "w"):
+    for column in ("step", "λ", "β", "w_lik", "w_ent"):
         table.add_column(column, justify="right")
     for i in range(0, len(c["step"]), max(1, len(c["step"]) // 10)):
-        table.add_row(str(c["step"][i]), f"{c['lam'][i]:+.4f}", f"{c['beta'][i]:.4f}", f"{c['w'][i]:+.4f}")
+        table.add_row(str(c["step"][i]), f"{c['lam'][i]:+.4f}", f"{c['beta'][i]:.4f}", f"{c['w_lik'][i]:+.4f}",
+                      f"{c['w_ent'][i]:+.4f}")
     Console().print(table)
     if plot:
         plot_schedules(curves, Path(plot))

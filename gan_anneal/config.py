@@ -80,6 +80,7 @@ class Schema:
     score: Any = MISSING
     device: Any = MISSING
     generator_update: Any = MISSING
+    model_score: Any = MISSING  # the online model score of the entropy term
     # BGAN (issue 7): a top-level generator-loss choice that the f-divergence configs interpolate, and the
     # discrete estimator's settings (`bgan.samples_per_z=20`).
     generator_loss: Optional[str] = None

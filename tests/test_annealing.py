@@ -1,4 +1,4 @@
-"""Variational annealing: schedules, the λ → (β, w) map, the score surrogate, score estimators, the Gibbs optimum."""
+"""Variational annealing: schedules, the λ → (β, w_lik, w_ent) map, the score surrogate, score estimators, the Gibbs optimum."""
 
 from __future__ import annotations
 
@@ -57,31 +57,96 @@ def test_bad_schedule_settings_are_user_errors():
         build_schedule({"name": "pma", "decay": "cosine"})
 
 
-def test_likelihood_map_positive_and_symmetric_negative_lambda():
-    lik = coefficient_map("likelihood", "symmetric")
-    assert lik(1.0) == (2.0, 1.0) and lik(0.0) == (1.0, 0.0)
-    beta, w = lik(-1.0)
-    assert beta == pytest.approx(0.5) and w == pytest.approx(-0.5)
+def test_likelihood_map_positive_lambda_sharpens_with_the_data_score():
+    lik = coefficient_map("likelihood")
+    assert lik(1.0) == (2.0, 1.0, 0.0) and lik(0.0) == (1.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("lam", [-50, -10, -1, -0.1, -0.01])
+def test_negative_lambda_goes_through_the_other_regulariser_by_default(lam):
+    """anneal.negative=entropy: likelihood λ < 0 rewards the entropy with |λ|, and vice versa (β = 1/(1+|λ|), 1+|λ|)."""
+    beta, w_lik, w_ent = coefficient_map("likelihood")(lam)
+    assert (w_lik, w_ent) == (0.0, -lam) and beta == pytest.approx(1 / (1 + abs(lam)))
+    beta, w_lik, w_ent = coefficient_map("entropy")(lam)
+    assert (w_lik, w_ent) == (-lam, 0.0) and beta == pytest.approx(1 + abs(lam))
+    # the two regularisers are one table read both ways: likelihood at λ = entropy at −λ for λ < 0
+    assert coefficient_map("likelihood")(lam)[1:] == coefficient_map("entropy")(-lam)[1:]
+
+
+def test_beta_follows_from_the_optimum_of_the_weighted_free_energy():
+    """KL(ρ‖μ) − w_lik·E[log μ] − w_ent·H(ρ) over Gaussians ρ = N(0, v), μ = N(0, 1): the minimising variance is 1/β."""
+    v = torch.logspace(-3, 3, 200_001, dtype=torch.float64)
+    for name in ("likelihood", "entropy"):
+        for lam in PAPER_LAMBDAS:
+            beta, w_lik, w_ent = coefficient_map(name)(lam)
+            entropy = 0.5 * torch.log(2 * math.pi * math.e * v)
+            expected_log_mu = -0.5 * math.log(2 * math.pi) - 0.5 * v
+            kl = -entropy - expected_log_mu
+            objective = kl - w_lik * expected_log_mu - w_ent * entropy
+            best = float(v[objective.argmin()])
+            assert best == pytest.approx(1 / beta, rel=1e-3), (name, lam)
+
+
+def test_data_route_keeps_the_same_regulariser_at_a_negative_weight():
+    lik = coefficient_map("likelihood", "data")
+    beta, w_lik, w_ent = lik(-1.0)
+    assert beta == pytest.approx(0.5) and w_lik == pytest.approx(-0.5) and w_ent == 0
     for lam in PAPER_LAMBDAS:  # the whole of the paper's grid stays well posed
-        beta, w = lik(lam)
-        assert beta > 0 and w > -1 and w == pytest.approx(beta - 1)
+        beta, w_lik, w_ent = lik(lam)
+        assert beta > 0 and w_lik > -1 and w_lik == pytest.approx(beta - 1) and w_ent == 0
     assert lik(-0.01)[1] == pytest.approx(-0.01, rel=0.02)  # consistent with λ near 0
+    beta, w_lik, w_ent = coefficient_map("entropy", "data")(-1.0)
+    assert beta == pytest.approx(2.0) and w_ent == pytest.approx(-0.5) and w_lik == 0
+    assert coefficient_map("likelihood", "symmetric")(-1.0) == lik(-1.0)  # the old name of `data`, in stored runs
 
 
 def test_raw_negative_mode_uses_lambda_literally_and_rejects_lambda_below_minus_one():
     raw = coefficient_map("likelihood", "raw")
-    assert raw(-0.5) == (0.5, -0.5)
+    assert raw(-0.5) == (0.5, -0.5, 0.0)
     with pytest.raises(UserError, match="λ > −1"):
         raw(-1.0)
+    with pytest.raises(UserError, match="anneal.negative"):
+        coefficient_map("likelihood", "nope")
 
 
 def test_entropy_map_flattens_for_positive_lambda():
-    ent = coefficient_map("entropy", "symmetric")
-    beta, w = ent(1.0)
-    assert beta == pytest.approx(0.5) and w == pytest.approx(1.0)
-    beta, w = ent(-1.0)
-    assert beta == pytest.approx(2.0) and w == pytest.approx(-0.5)
-    assert coefficient_map("energy")(0.3) == (0.3, 0.3)
+    beta, w_lik, w_ent = coefficient_map("entropy")(1.0)
+    assert beta == pytest.approx(0.5) and (w_lik, w_ent) == (0.0, 1.0)
+    assert coefficient_map("energy")(0.3) == (0.3, 0.3, 0.0)
+
+
+def test_entropy_surrogate_gradient_equals_gradient_of_the_entropy():
+    """With the exact model score, ∇θ of −G(z)ᵀ·sg(S_ρ(G(z))) is ∇θ H(ρ_θ): for G(z) = a·z, H = log|a| + const."""
+    from gan_anneal.objectives.regularizers import Regularizer
+
+    a = torch.tensor(1.7, requires_grad=True)
+    z = torch.randn(200_000, 1, generator=torch.Generator().manual_seed(0))
+    reg = Regularizer("entropy", model_score=lambda x: -x / a.detach() ** 2)  # score of N(0, a²)
+    (grad,) = torch.autograd.grad(reg.surrogate(a * z, 0.0, 1.0), a)
+    assert float(grad) == pytest.approx(1 / 1.7, rel=0.02)  # d/da log a
+
+
+def test_only_the_terms_a_schedule_weights_get_a_score_model(train_run):
+    """A positive-only schedule trains no model score; one that goes negative trains it from the first step."""
+    from gan_anneal.config import compose
+    from gan_anneal.train.build import build_experiment
+
+    base = ["train.steps=50", "device=cpu"]
+    pma = build_experiment(compose([*base, "anneal=pma"]), log=lambda m: None).regularizer
+    assert pma.data_score is not None and pma.model_score is None
+    nma = build_experiment(compose([*base, "anneal=nma"]), log=lambda m: None).regularizer
+    assert nma.data_score is None and nma.model_score is not None
+    oa = build_experiment(compose([*base, "anneal=oa"]), log=lambda m: None).regularizer
+    assert oa.data_score is not None and oa.model_score is not None
+    none = build_experiment(compose([*base, "anneal=none"]), log=lambda m: None).regularizer
+    assert none.data_score is None and none.model_score is None
+
+    outcome, run = train_run("anneal=oa", "train.steps=40", "train.log_every=1", "train.eval_samples=200", name="oa")
+    assert outcome == "done"
+    records = [r for r in run.read_metrics() if "loss_d" in r]
+    assert any(r["w_lik"] > 0 and r["w_ent"] == 0 for r in records)  # OA uses both terms in turn
+    assert any(r["w_ent"] > 0 and r["w_lik"] == 0 for r in records)
+    assert all({"lam", "beta", "w_lik", "w_ent"} <= set(r) for r in records)
 
 
 def test_surrogate_gradient_equals_gradient_of_log_density():
@@ -141,14 +206,14 @@ def test_every_divergence_regularizer_anneal_combination_trains(train_run, diver
                                  name=f"{divergence}-{regularizer}-{anneal}")
         assert outcome == "done", (anneal, run.read_summary())
         records = [r for r in run.read_metrics() if "loss_d" in r]
-        assert records and all({"lam", "beta", "w"} <= set(r) for r in records)
+        assert records and all({"lam", "beta", "w_lik", "w_ent"} <= set(r) for r in records)
 
 
 def test_gibbs_optimum_at_a_small_budget(tmp_path):
     """Catches sign errors: sharpening, flattening and the negative map all move the variance the right way."""
     from gan_anneal.experiments.gibbs import run_gibbs_check
 
-    grid = [("likelihood", "symmetric", 3.0), ("likelihood", "symmetric", -1.0), ("entropy", "symmetric", 1.0)]
+    grid = [("likelihood", "entropy", 3.0), ("likelihood", "entropy", -1.0), ("entropy", "entropy", 1.0)]
     rows = run_gibbs_check(tmp_path, grid=grid, steps=800, jobs=1)
     measured = {(r.regularizer, r.lam): r for r in rows}
     assert all(r.status == "done" for r in rows)

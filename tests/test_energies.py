@@ -129,12 +129,12 @@ def test_ramp_schedule():
 
 
 def test_energy_regulariser_uses_lambda_as_beta():
-    from gan_anneal.objectives.regularizers import EnergyRegularizer
+    from gan_anneal.objectives.regularizers import Regularizer
     from gan_anneal.score.exact import ExactScore
 
     target = Kidney()
-    reg = EnergyRegularizer(ExactScore(target.log_prob))
-    assert reg.coefficients(0.3) == (0.3, 0.3)
+    reg = Regularizer("energy", data_score=ExactScore(target.log_prob))
+    assert reg.coefficients(0.3) == (0.3, 0.3, 0.0)
     x = torch.randn(64, 2)
     score = ExactScore(target.log_prob)(x)
     xr = x.clone().requires_grad_(True)
@@ -183,7 +183,7 @@ def test_short_run_from_an_energy_writes_the_metrics(short_run):
     # ramped 0 → 1 over the first 30% of the 200 steps (60), then held
     assert lams == sorted(lams) and lams[0] < 0.5 and lams[-1] == 1.0
     assert min(r["step"] for r in records if r["lam"] == 1.0) <= 80
-    assert all(r["beta"] == r["lam"] == r["w"] for r in records)  # here λ plays β
+    assert all(r["beta"] == r["lam"] == r["w_lik"] and r["w_ent"] == 0 for r in records)  # here λ plays β
     assert (short_run / "samples" / "final.png").exists()
 
 

@@ -20,7 +20,7 @@ def test_short_run_writes_a_complete_run_directory(train_run, divergence):
     records = [r for r in run.read_metrics() if "loss_d" in r]  # training records; eval/ records stand beside them
     assert [r["step"] for r in records] == [10, 20, 30, 40]
     assert [r["step"] for r in run.read_metrics() if "eval/modes_covered" in r] == [40]
-    assert {"loss_d", "loss_g", "lam", "beta", "w"} <= set(records[0])
+    assert {"loss_d", "loss_g", "lam", "beta", "w_lik", "w_ent"} <= set(records[0])
     assert run.checkpoint.exists() and (run.samples / "final.png").exists()
     assert (run.path / "config.yaml").exists()
 

@@ -11,16 +11,18 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-# (regulariser, negative mode, λ): the acceptance grid plus the unregularised baseline
-DEFAULT_GRID = [
-    ("likelihood", "symmetric", -0.5),
-    ("likelihood", "raw", -0.5),
-    ("likelihood", "symmetric", 0.0),
-    ("likelihood", "symmetric", 1.0),
-    ("likelihood", "symmetric", 3.0),
-    ("entropy", "symmetric", 1.0),
-    ("entropy", "symmetric", 3.0),
-]
+TABLE1_LAMBDAS = (-50, -10, -1, -0.1, -0.01, 0, 0.01, 0.1, 1, 10, 50)  # the paper's static grid (Table 1)
+
+# (regulariser, negative mode, λ)
+GRIDS = {
+    # a quick check of both regularisers and both signs (about 2 minutes on two cores)
+    "small": [("likelihood", "entropy", -1.0), ("likelihood", "entropy", 0.0), ("likelihood", "entropy", 1.0),
+              ("likelihood", "entropy", 3.0), ("entropy", "entropy", 1.0), ("entropy", "entropy", -1.0),
+              ("likelihood", "raw", -0.5)],
+    # the paper's whole λ axis, both regularisers, the default route for λ < 0
+    "table1": [(reg, "entropy", float(lam)) for reg in ("likelihood", "entropy") for lam in TABLE1_LAMBDAS],
+}
+DEFAULT_GRID = GRIDS["small"]
 
 
 @dataclass

@@ -1,28 +1,42 @@
 """Likelihood and entropy regularisation of the generator through score surrogates (Tao et al., 2019).
 
-The generator loss becomes  L_adv − w(t)·R(G(z)),  where R is a surrogate whose *gradient* equals that of
-the rewarded quantity (its value means nothing; never report it as a likelihood):
+The generator loss becomes  L_adv − w_lik·R_lik(G(z)) − w_ent·R_ent(G(z)),  with two surrogates whose
+*gradients* equal those of the rewarded quantities (their values mean nothing; never report them):
 
-  likelihood   R = mean_batch Σ_dims G(z) ⊙ sg(S_μ(G(z)))      ∇R = ∇ E[log μ(G(z))]
-  entropy      R = −mean_batch Σ_dims G(z) ⊙ sg(S_ρ(G(z)))     ∇R = ∇ H(ρ) (the model score S_ρ is tracked online)
-  energy       the likelihood surrogate with the exact score −∇ψ of an unnormalised target; here λ plays β
+  likelihood term  R_lik = mean_batch Σ_dims G(z) ⊙ sg(S_μ(G(z)))     ∇R_lik = ∇ E[log μ(G(z))]
+  entropy term     R_ent = −mean_batch Σ_dims G(z) ⊙ sg(S_ρ(G(z)))    ∇R_ent = ∇ H(ρ)
+                   (S_ρ, the model's own score, is a denoising network trained online on generator samples)
 
-Each regulariser maps the scheduled λ to the inverse temperature β of the Gibbs optimum μ^β and to the
-weight w (DESIGN.md decision 1):
-  likelihood   λ ≥ 0: β = 1 + λ;            λ < 0: symmetric β = 1/(1+|λ|), raw β = 1 + λ;   w = β − 1
-  entropy      λ ≥ 0: β = 1/(1 + λ);        λ < 0: symmetric β = 1 + |λ|,   raw β = 1/(1 + λ); w = 1/β − 1
-  energy       β = λ, w = λ
+With the RKL-GAN's KL(ρ‖μ) = −H(ρ) − E_ρ[log μ], the loss KL − w_lik·E[log μ] − w_ent·H has the optimum
+ρ ∝ μ^β with β = (1 + w_lik)/(1 + w_ent). Each regulariser maps the scheduled λ to the two weights
+(DESIGN.md decision 1):
+
+  regularizer=likelihood  λ ≥ 0: w_lik = λ                      (β = 1 + λ, sharper)
+  regularizer=entropy     λ ≥ 0: w_ent = λ                      (β = 1/(1 + λ), flatter)
+  λ < 0, anneal.negative:
+    entropy (default)  the *other* term with weight |λ|: likelihood → w_ent = |λ| (β = 1/(1+|λ|)),
+                       entropy → w_lik = |λ| (β = 1 + |λ|). Stable: the model score's repulsion weakens as the
+                       samples spread.
+    data               the same term at a negative weight with the same β: w = β − 1 or 1/β − 1 ∈ (−1, 0).
+                       The data score's repulsion grows with the distance from the data: unstable past |w| ≈ ½.
+    raw                w = λ literally (needs λ > −1).
+  regularizer=energy      w_lik = λ = β (the critic sees a broad reference ν; λ is the inverse temperature)
+
+The entropy regulariser's weights are the likelihood regulariser's, swapped: one table, read both ways.
 """
 
 from __future__ import annotations
 
-import math
+from typing import Callable, Iterable
 
 import torch
 
 from gan_anneal.errors import UserError
 
-NEGATIVE_MODES = ("symmetric", "raw")
+NEGATIVE_MODES = ("entropy", "data", "raw")
+LEGACY_NEGATIVE = {"symmetric": "data"}  # the name `data` had before 2026-12-01 (stored run configs)
+
+Weights = tuple[float, float]  # (w_lik, w_ent)
 
 
 def score_surrogate(x: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
@@ -30,103 +44,100 @@ def score_surrogate(x: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
     return (x * score.detach()).flatten(1).sum(1).mean()
 
 
-class Regularizer:
-    name = "none"
-
-    def coefficients(self, lam: float) -> tuple[float, float]:
-        """λ → (β, w)."""
-        return 1.0, 0.0
-
-    def observe_fake(self, fake: torch.Tensor) -> None:
-        """Called with fresh generator samples at every critic step."""
-
-    def surrogate(self, fake: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("the 'none' regulariser has weight 0 and is never asked for a surrogate")
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-
-def _check_negative(negative: str) -> None:
+def check_negative(negative: str) -> str:
+    negative = LEGACY_NEGATIVE.get(negative, negative)
     if negative not in NEGATIVE_MODES:
-        raise UserError(f"Unknown anneal.negative '{negative}'. Valid choices: {', '.join(NEGATIVE_MODES)}.")
+        raise UserError(f"Unknown anneal.negative '{negative}'. Valid choices: {', '.join(NEGATIVE_MODES)} "
+                        "(entropy: the other regulariser with weight |λ|, stable; data: the same one at a negative "
+                        "weight; raw: w = λ, needs λ > −1).")
+    return negative
 
 
-def _raw_beta_guard(beta: float, lam: float) -> float:
-    if beta <= 0 or not math.isfinite(beta):
-        raise UserError(f"λ = {lam} gives β = {beta} under anneal.negative=raw; raw needs λ > −1.")
-    return beta
+def likelihood_weights(lam: float, negative: str) -> Weights:
+    """(w_lik, w_ent) of regularizer=likelihood at λ."""
+    if lam >= 0:
+        return lam, 0.0
+    if negative == "entropy":
+        return 0.0, -lam
+    if negative == "data":
+        return 1.0 / (1.0 - lam) - 1.0, 0.0
+    if lam <= -1:
+        raise UserError(f"λ = {lam:g} gives β = {1 + lam:g} ≤ 0 under anneal.negative=raw; raw needs λ > −1. "
+                        "Use anneal.negative=entropy (the default) for λ ≤ −1.")
+    return lam, 0.0
 
 
-class LikelihoodRegularizer(Regularizer):
-    name = "likelihood"
-
-    def __init__(self, score, negative: str = "symmetric"):
-        _check_negative(negative)
-        self.score, self.negative = score, negative
-
-    def coefficients(self, lam: float) -> tuple[float, float]:
-        if lam >= 0:
-            beta = 1.0 + lam
-        elif self.negative == "symmetric":
-            beta = 1.0 / (1.0 + abs(lam))
-        else:
-            beta = _raw_beta_guard(1.0 + lam, lam)
-        return beta, beta - 1.0
-
-    def surrogate(self, fake: torch.Tensor) -> torch.Tensor:
-        return score_surrogate(fake, self.score(fake))
+def entropy_weights(lam: float, negative: str) -> Weights:
+    """(w_lik, w_ent) of regularizer=entropy: the likelihood table with the two terms swapped."""
+    w_lik, w_ent = likelihood_weights(lam, negative)
+    return w_ent, w_lik
 
 
-class EntropyRegularizer(Regularizer):
-    name = "entropy"
+def energy_weights(lam: float, negative: str) -> Weights:
+    return lam, 0.0
 
-    def __init__(self, model_score, negative: str = "symmetric"):
-        _check_negative(negative)
-        self.model_score, self.negative = model_score, negative
 
-    def coefficients(self, lam: float) -> tuple[float, float]:
-        if lam >= 0:
-            beta = 1.0 / (1.0 + lam)
-        elif self.negative == "symmetric":
-            beta = 1.0 + abs(lam)
-        else:
-            beta = _raw_beta_guard(1.0 / (1.0 + lam) if lam > -1 else -1.0, lam)
-        return beta, 1.0 / beta - 1.0
+def no_weights(lam: float, negative: str) -> Weights:
+    return 0.0, 0.0
+
+
+WEIGHT_MAPS: dict[str, Callable[[float, str], Weights]] = {
+    "none": no_weights, "likelihood": likelihood_weights, "entropy": entropy_weights, "energy": energy_weights}
+
+
+def tempering(name: str, lam: float, weights: Weights) -> float:
+    """β of the Gibbs optimum μ^β reached with these weights (for energy targets λ is β itself)."""
+    return lam if name == "energy" else (1.0 + weights[0]) / (1.0 + weights[1])
+
+
+class Regularizer:
+    """λ → (β, w_lik, w_ent), and the weighted surrogate of the terms this run uses.
+
+    `data_score` and `model_score` are built only for the terms the run's schedule ever weights (build.py):
+    a run whose λ never goes negative trains no model score.
+    """
+
+    def __init__(self, name: str = "none", negative: str = "entropy", data_score=None, model_score=None):
+        if name not in WEIGHT_MAPS:
+            raise UserError(f"Unknown regularizer '{name}'. Valid choices: {', '.join(WEIGHT_MAPS)}.")
+        self.name, self.negative = name, check_negative(negative)
+        self.data_score, self.model_score = data_score, model_score
+
+    def weights(self, lam: float) -> Weights:
+        return WEIGHT_MAPS[self.name](lam, self.negative)
+
+    def coefficients(self, lam: float) -> tuple[float, float, float]:
+        """λ → (β, w_lik, w_ent)."""
+        weights = self.weights(lam)
+        return tempering(self.name, lam, weights), *weights
+
+    def terms_used(self, lams: Iterable[float]) -> tuple[bool, bool]:
+        """Whether the likelihood and the entropy term get a non-zero weight at any of these λ."""
+        used = [self.weights(lam) for lam in set(lams)]
+        return any(w != 0 for w, _ in used), any(w != 0 for _, w in used)
 
     def observe_fake(self, fake: torch.Tensor) -> None:
-        self.model_score.update(fake)
+        """Called with fresh generator samples at every critic step: the model score tracks ρ all run long."""
+        if self.model_score is not None:
+            self.model_score.update(fake)
 
-    def surrogate(self, fake: torch.Tensor) -> torch.Tensor:
-        return -score_surrogate(fake, self.model_score(fake))
+    def surrogate(self, fake: torch.Tensor, w_lik: float, w_ent: float) -> torch.Tensor:
+        """w_lik·R_lik + w_ent·R_ent, asking only the score models whose weight is non-zero."""
+        total = fake.new_zeros(())
+        if w_lik:
+            total = total + w_lik * score_surrogate(fake, self.data_score(fake))
+        if w_ent:
+            total = total - w_ent * score_surrogate(fake, self.model_score(fake))
+        return total
 
     def state_dict(self) -> dict:
-        return self.model_score.state_dict()
+        return self.model_score.state_dict() if self.model_score is not None else {}
 
     def load_state_dict(self, state: dict) -> None:
-        self.model_score.load_state_dict(state)
+        if self.model_score is not None and state:
+            self.model_score.load_state_dict(state)
 
 
-class EnergyRegularizer(LikelihoodRegularizer):
-    """For targets known only through an energy: the critic sees a broad reference ν, so the optimum is
-    ∝ ν·exp(−λψ) and λ is the inverse temperature itself."""
-
-    name = "energy"
-
-    def coefficients(self, lam: float) -> tuple[float, float]:
-        return lam, lam
-
-
-_BY_NAME = {"none": Regularizer, "likelihood": LikelihoodRegularizer, "entropy": EntropyRegularizer,
-            "energy": EnergyRegularizer}
-
-
-def coefficient_map(name: str, negative: str = "symmetric"):
-    """The λ → (β, w) map of a regulariser, without building its score model (for plots and checks)."""
-    if name not in _BY_NAME:
-        raise UserError(f"Unknown regularizer '{name}'. Valid choices: {', '.join(_BY_NAME)}.")
-    cls = _BY_NAME[name]
-    return (cls() if cls is Regularizer else cls(None, negative)).coefficients
+def coefficient_map(name: str, negative: str = "entropy") -> Callable[[float], tuple[float, float, float]]:
+    """The λ → (β, w_lik, w_ent) map of a regulariser, without building any score model (plots, checks)."""
+    return Regularizer(name, negative).coefficients

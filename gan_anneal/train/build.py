@@ -17,12 +17,7 @@ from gan_anneal.errors import UserError
 from gan_anneal.models import build_models
 from gan_anneal.objectives.divergences import Divergence, build_divergence
 from gan_anneal.objectives.generator_updates import build_generator_update
-from gan_anneal.objectives.regularizers import (
-    EnergyRegularizer,
-    EntropyRegularizer,
-    LikelihoodRegularizer,
-    Regularizer,
-)
+from gan_anneal.objectives.regularizers import Regularizer
 from gan_anneal.objectives.schedules import Schedule, build_schedule
 from gan_anneal.score.dsm import (
     OnlineDenoisingScore,
@@ -69,20 +64,20 @@ def build_data_score(cfg: DictConfig, target: Target, data_shape, device, log):
     raise UserError(f"Unknown score '{name}'. Valid choices: exact, dsm.")
 
 
-def build_regularizer(cfg: DictConfig, target: Target, data_shape, device, log) -> Regularizer:
-    name = cfg.regularizer.name
-    if cfg.anneal.name == "none" or name == "none":
-        return Regularizer()
-    negative = cfg.anneal.get("negative", "symmetric")
-    if name == "likelihood":
-        return LikelihoodRegularizer(build_data_score(cfg, target, data_shape, device, log), negative)
-    if name == "energy":
-        return EnergyRegularizer(ExactScore(target.log_prob), negative)
-    if name == "entropy":
-        ms = cfg.regularizer.model_score
+def build_regularizer(cfg: DictConfig, target: Target, data_shape, device, schedule: Schedule, log) -> Regularizer:
+    """The regulariser with the score models of the terms its schedule ever weights, and no others."""
+    name = cfg.regularizer.name if cfg.anneal.name != "none" else "none"
+    regularizer = Regularizer(name, cfg.anneal.get("negative", "entropy"))
+    total = cfg.train.steps
+    uses_likelihood, uses_entropy = regularizer.terms_used(schedule(step, total) for step in range(total))
+    if uses_likelihood:
+        regularizer.data_score = (ExactScore(target.log_prob) if name == "energy"
+                                  else build_data_score(cfg, target, data_shape, device, log))
+    if uses_entropy:  # the model's own score, tracked online from the first step to the last
+        ms = cfg.model_score
         net = build_score_network(data_shape, ms.hidden, ms.depth).to(device)
-        return EntropyRegularizer(OnlineDenoisingScore(net, ms.sigma, ms.lr), negative)
-    raise UserError(f"Unknown regularizer '{name}'. Valid choices: none, likelihood, entropy, energy.")
+        regularizer.model_score = OnlineDenoisingScore(net, ms.sigma, ms.lr)
+    return regularizer
 
 
 @dataclass
@@ -116,7 +111,7 @@ def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Exp
     precision = apply_device_options(cfg.device, device, generator, critic)  # channels_last, precision
     divergence = build_divergence(as_dict(cfg.divergence))
     schedule = build_schedule(as_dict(cfg.anneal))
-    regularizer = build_regularizer(cfg, target, data_shape, device, log)
+    regularizer = build_regularizer(cfg, target, data_shape, device, schedule, log)
     o = cfg.optim
     betas = tuple(o.betas)
     opt_g = torch.optim.Adam(generator.parameters(), lr=o.lr_g, betas=betas)

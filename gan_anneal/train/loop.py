@@ -103,7 +103,7 @@ def generate(exp: Experiment, n: int, batch: int = 10_000, seed: int | None = No
 def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
     cfg, g, d, div = exp.cfg.train, exp.generator, exp.critic, exp.divergence
     lam = exp.schedule(step, cfg.steps)
-    beta, w = exp.regularizer.coefficients(lam)
+    beta, w_lik, w_ent = exp.regularizer.coefficients(lam)
     factor = lr_factor(step, cfg.steps, exp.cfg.optim.decay)
     for opt, base in ((exp.opt_g, exp.cfg.optim.lr_g), (exp.opt_d, exp.cfg.optim.lr_d)):
         for group in opt.param_groups:
@@ -141,8 +141,8 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
             else:
                 loss_g, fake, extras = exp.generator_update.loss_on(shared, d, div)
         total_g = loss_g
-        if w != 0:  # the regulariser's weight is exactly 0 outside annealing: skip the score call
-            total_g = loss_g - w * exp.regularizer.surrogate(fake)
+        if w_lik or w_ent:  # both weights are exactly 0 outside annealing: skip the score calls
+            total_g = loss_g - exp.regularizer.surrogate(fake, w_lik, w_ent)
         exp.opt_g.zero_grad(set_to_none=True)
         amp.backward_step(total_g, exp.opt_g)
     if exp.ema is not None:
@@ -150,7 +150,7 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
 
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
             "penalty": penalty.detach() if penalty is not None else 0.0,
-            "lam": lam, "beta": beta, "w": w, "lr_scale": factor, **extras}
+            "lam": lam, "beta": beta, "w_lik": w_lik, "w_ent": w_ent, "lr_scale": factor, **extras}
 
 
 def eval_record(step: int, metrics: dict) -> dict:
@@ -231,7 +231,7 @@ def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Consol
     metrics = exp.target.metrics(samples, cfg.metrics)
     exp.target.save_picture(samples, run.samples / "final.png", f"{cfg.divergence.name} · step {total}")
     run.append_metrics([eval_record(total, metrics)])
-    final = {k: last_record[k] for k in ("lam", "beta", "w") if k in last_record}
+    final = {k: last_record[k] for k in ("lam", "beta", "w_lik", "w_ent") if k in last_record}
     return run.update_summary(status="done", steps=total, wall_time_s=round(wall, 3),
                               steps_per_second=round((total - start) / max(time.perf_counter() - t0, 1e-9), 2),
                               metrics=metrics, final_coefficients=final)
