@@ -25,9 +25,9 @@ def recompute(run_path: Path) -> None:
 
     from gan_anneal.data import build_dataset
     from gan_anneal.models import build_models
+    from gan_anneal.results.checkpoint import load_checkpoint, set_rng_state
     from gan_anneal.results.rundir import RunDir
     from gan_anneal.train.build import as_dict
-    from gan_anneal.train.checkpoint import load_checkpoint, set_rng_state
 
     run = RunDir(run_path)
     cfg = run.read_config()

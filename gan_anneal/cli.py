@@ -33,37 +33,32 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _split_resume(overrides: list[str]) -> tuple[Optional[str], list[str]]:
-    resume = [o for o in overrides if o.startswith("resume=")]
-    rest = [o for o in overrides if not o.startswith("resume=")]
-    return (resume[-1].split("=", 1)[1] or None) if resume else None, rest
-
-
-def _resume(run_dir: str, overrides: list[str]) -> int:
+def _expand_resume(overrides: list[str], multirun: bool) -> list[str]:
+    """`resume=DIR` is short for DIR's own overrides (DIR/.hydra/overrides.yaml) with hydra.run.dir=DIR, followed
+    by the overrides given now; the result goes through Hydra like any command (so --cfg shows it)."""
     from omegaconf import OmegaConf
 
-    from gan_anneal.config import check_values
-    from gan_anneal.errors import UserError
-    from gan_anneal.results.rundir import RunDir
-    from gan_anneal.runner import EXIT_CODES, run_training
-
-    try:
-        run = RunDir(run_dir).require()
-    except UserError as error:
-        fail(str(error))
-    cfg = run.read_config()
-    try:
-        OmegaConf.set_struct(cfg, True)
-        cfg.merge_with_dotlist(overrides)  # e.g. train.steps=5000 to extend a finished run
-        check_values(cfg)
-    except UserError as error:
-        fail(str(error))
-    except Exception as error:
-        fail(f"cannot apply {overrides} to the run's config: {error}")
-    summary = run.read_summary()
-    if summary.get("status") == "done" and summary.get("steps") == cfg.train.steps:
-        fail(f"{run_dir} already finished its {cfg.train.steps} steps; extend it with train.steps=<more>.", 0)
-    return EXIT_CODES[run_training(cfg, run.path, resume=True)]
+    given = [o for o in overrides if o.split("=", 1)[0] == "resume"]
+    if not given:
+        return overrides
+    run_dir = given[-1].split("=", 1)[1].strip("'\"")
+    if not run_dir:
+        fail("resume= was given an empty value (an unset variable in a job script?). Pass the run directory: "
+             "ganneal train resume=runs/<run>.")
+    if multirun:
+        fail("resume=DIR names one run directory; -m would start several jobs in it. Re-run the multirun's own "
+             "command (same hydra.sweep.dir): finished jobs end at once and interrupted ones resume.")
+    path = Path(run_dir)
+    stored = path / ".hydra" / "overrides.yaml"
+    if not (path / "config.yaml").is_file():
+        fail(f"'{run_dir}' is not a run directory (no config.yaml there). Pass the folder `ganneal train` printed.")
+    if not stored.is_file():
+        fail(f"'{run_dir}' was not started by `ganneal train` (no .hydra/overrides.yaml), so its command is not "
+             "known here. Re-run the command that made it (e.g. `ganneal sweep NAME` for a sweep's runs).")
+    original = [o for o in OmegaConf.to_container(OmegaConf.load(stored)) if not o.startswith("hydra.run.dir=")]
+    rest = [o for o in overrides if o.split("=", 1)[0] != "resume"]
+    pinned = [] if any(o.startswith("hydra.run.dir=") for o in rest) else [f"hydra.run.dir={run_dir}"]
+    return [*original, *pinned, *rest]
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -78,10 +73,7 @@ def train(
     from gan_anneal.config import force_swept_group_keys, validate_cli_overrides
     from gan_anneal.errors import UserError
 
-    overrides = list(overrides or [])
-    resume, overrides = _split_resume(overrides)
-    if resume:
-        raise typer.Exit(_resume(resume, overrides))
+    overrides = _expand_resume(list(overrides or []), multirun)
     try:
         first = validate_cli_overrides(overrides, multirun)
     except UserError as error:
@@ -105,8 +97,8 @@ def train(
     saved_argv, sys.argv = sys.argv, argv + overrides
     try:
         hydra_train()
-    except KeyboardInterrupt:  # a job checkpointed and stopped (hydra_app.SweepInterrupted), or Ctrl-C at start-up
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as stop:  # a job checkpointed and stopped (hydra_app.SweepInterrupted), or Ctrl-C
+        raise typer.Exit(EXIT_CODES.get(getattr(stop, "outcome", "interrupted"), 130)) from None
     finally:
         sys.argv = saved_argv
     if cfg:
@@ -191,20 +183,25 @@ def gibbs_check(
     steps: Optional[int] = typer.Option(None, help="Generator steps per run (default: experiment=gibbs's 3000)."),
     seed: int = typer.Option(0),
     jobs: Optional[int] = typer.Option(None, help="Parallel single-thread jobs (default: one per core)."),
+    grid: str = typer.Option("small", help="small (7 rows, both signs, about 2 min) or table1 (the paper's λ grid "
+                             "-50 … 50 for both regularisers)."),
 ) -> None:
-    """Train gauss1d over a small λ grid and compare the model variance with the Gibbs prediction 1/β."""
+    """Train gauss1d over a λ grid and compare the model variance with the Gibbs prediction 1/β."""
     from rich.console import Console
     from rich.table import Table
 
-    from gan_anneal.experiments.gibbs import run_gibbs_check
+    from gan_anneal.experiments.gibbs import GRIDS, run_gibbs_check
 
-    rows = run_gibbs_check(out, steps=steps, seed=seed, jobs=jobs)
+    if grid not in GRIDS:
+        fail(f"--grid {grid!r} is not a Gibbs grid. Valid: {', '.join(GRIDS)}.")
+    rows = run_gibbs_check(out, grid=GRIDS[grid], steps=steps, seed=seed, jobs=jobs,
+                           log=lambda message: Console().print(message, highlight=False))
     table = Table(title="Gibbs check: variance of μ^β for μ = N(0, 1)")
-    for column in ("regulariser", "negative", "λ", "β", "predicted 1/β", "measured", "error"):
+    for column in ("regulariser", "negative", "λ", "β", "predicted 1/β", "measured", "error", "run"):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(r.regularizer, r.negative, f"{r.lam:g}", f"{r.beta:.3f}", f"{r.predicted_var:.3f}",
-                      f"{r.measured_var:.3f}", f"{100 * r.rel_error:.1f}%")
+        table.add_row(r.regularizer, r.negative, f"{r.lam:g}", f"{r.beta:.4g}", f"{r.predicted_var:.4g}",
+                      f"{r.measured_var:.4g}", f"{100 * r.rel_error:.1f}%", r.run)
     Console().print(table)
     Console().print(f"table, JSON and plot in [bold]{out}[/]")
 

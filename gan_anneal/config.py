@@ -32,6 +32,7 @@ class TrainSchema:
     snapshot_samples: int = 2000
     reuse_fake: bool = False
     progress: bool = True
+    progress_every_s: float = 30.0  # plain progress lines when stdout is not a terminal (and in train.log)
     ema: float = 0.0  # decay of an EMA copy of the generator, e.g. 0.999; 0 = off (train/ema.py)
 
 

@@ -21,13 +21,17 @@ def hydra_train(cfg: DictConfig) -> str:
         cfg.device.threads = 1  # parallel single-thread jobs beat one multi-thread job on small CPU models
     outcome = run_training(cfg, hydra_cfg.runtime.output_dir)
     OUTCOMES.append(outcome)
-    if outcome == "interrupted":  # Ctrl-C / SIGTERM stops the whole sweep, not just this job
-        raise SweepInterrupted(f"stopped at job {hydra_cfg.job.get('num', 0)}; its checkpoint is kept")
+    if outcome in ("interrupted", "terminated"):  # Ctrl-C / SIGTERM stops the whole sweep, not just this job
+        raise SweepInterrupted(f"stopped at job {hydra_cfg.job.get('num', 0)}; its checkpoint is kept", outcome)
     return outcome
 
 
 class SweepInterrupted(KeyboardInterrupt):
     """Raised after a job has checkpointed on SIGINT/SIGTERM, so Hydra launches no further jobs."""
+
+    def __init__(self, message: str, outcome: str = "interrupted"):
+        super().__init__(message)
+        self.outcome = outcome
 
 
 def parallel_launcher_jobs(hydra_cfg) -> int:

@@ -1,11 +1,13 @@
 """One training run from a composed config into a run directory, with the outcome recorded there.
 
 `run_training` never raises for an expected outcome (done, diverged, interrupted, bad input): it
-records the status in summary.json and returns it, so a sweep goes on when one job fails.
+records the status in summary.json and returns it, so a sweep goes on when one job fails. What it does with a
+directory that already holds a run is decided by results/continuation.py (resume, extend, nothing, or refuse).
 """
 
 from __future__ import annotations
 
+import os
 import traceback
 from pathlib import Path
 
@@ -14,9 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from gan_anneal.errors import UserError
+from gan_anneal.results.continuation import NothingToDo, plan_start
 from gan_anneal.results.rundir import RunDir
 
-EXIT_CODES = {"done": 0, "failed": 1, "diverged": 1, "bad-input": 2, "interrupted": 130}
+EXIT_CODES = {"done": 0, "failed": 1, "diverged": 1, "bad-input": 2, "interrupted": 130, "terminated": 143}
 
 console = Console()
 
@@ -34,17 +37,26 @@ def metrics_table(summary: dict) -> Table:
     return table
 
 
-def run_training(cfg: DictConfig, run_dir: str | Path, resume: bool = False, should_stop=None) -> str:
-    """Train and return the outcome: one of the keys of EXIT_CODES."""
+def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None) -> str:
+    """Train (or resume, or extend) and return the outcome: one of the keys of EXIT_CODES."""
     from gan_anneal.train.build import build_experiment
     from gan_anneal.train.loop import TrainingDiverged, TrainingInterrupted, train
 
     run = RunDir(run_dir)
     try:
+        start = plan_start(run, cfg, writer_alive=run.writer_alive())
+        run.acquire_lock()
+    except UserError as error:  # the directory is someone else's, or another config's: leave it untouched
+        console.print(f"[bold red]error:[/] {error}")
+        return "bad-input"
+    except NothingToDo as nothing:
+        console.print(f"[bold]{'done' if nothing.outcome == 'done' else nothing.outcome}:[/] {nothing}")
+        return nothing.outcome
+    had_run = run.exists()
+    try:
         experiment = build_experiment(cfg, log=lambda msg: console.print(f"[dim]{msg}[/]"))
-        summary = train(experiment, run, resume=resume, console=console, should_stop=should_stop)
-    except UserError as error:
-        run.update_summary(status="failed", error=str(error))
+        summary = train(experiment, run, start, console=console, should_stop=should_stop)
+    except UserError as error:  # the user's input: no status written, so no sweep counts it as a failed cell
         console.print(f"[bold red]error:[/] {error}")
         return "bad-input"
     except TrainingDiverged as error:
@@ -52,16 +64,28 @@ def run_training(cfg: DictConfig, run_dir: str | Path, resume: bool = False, sho
         return "diverged"
     except TrainingInterrupted as error:
         console.print(f"[bold yellow]interrupted:[/] {error}")
-        return "interrupted"
+        return "terminated" if error.signal_name == "SIGTERM" else "interrupted"
     except KeyboardInterrupt:  # before the loop's handlers were installed, or a second Ctrl-C
-        run.update_summary(status="interrupted", error="interrupted; resume continues from the last checkpoint")
-        console.print(f"[bold yellow]interrupted:[/] resume with: ganneal train resume={run.path}")
+        if _this_attempt_started(run):
+            run.update_summary(status="interrupted", error="interrupted; re-run the command to continue")
+        again = "continues from the last checkpoint" if had_run or run.has_checkpoint() else "starts it"
+        console.print(f"[bold yellow]interrupted:[/] re-running the same command {again} ({run.path})")
         return "interrupted"
     except Exception as error:  # a bug or an environment failure: keep the traceback with the run
+        run.path.mkdir(parents=True, exist_ok=True)
         (run.path / "error.txt").write_text(traceback.format_exc())
-        run.update_summary(status="failed", error=f"{type(error).__name__}: {error}")
+        if _this_attempt_started(run):  # a resume that failed before training leaves the run's status alone
+            run.update_summary(status="failed", error=f"{type(error).__name__}: {error}")
         console.print(f"[bold red]failed:[/] {type(error).__name__}: {error} (traceback in {run.path / 'error.txt'})")
         return "failed"
+    finally:
+        run.release_lock()
     console.print(metrics_table(summary))
     console.print(f"run directory: [bold]{run.path}[/]")
     return "done"
+
+
+def _this_attempt_started(run: RunDir) -> bool:
+    """Whether this process got as far as marking the run `running` (train() records its pid)."""
+    summary = run.read_summary()
+    return summary.get("status") == "running" and summary.get("pid") == os.getpid()

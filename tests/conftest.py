@@ -28,9 +28,9 @@ def train_run(make_cfg, tmp_path):
     from gan_anneal.results.rundir import RunDir
     from gan_anneal.runner import run_training
 
-    def _train(*overrides: str, name: str = "run", should_stop=None, resume: bool = False, cfg=None):
+    def _train(*overrides: str, name: str = "run", should_stop=None, cfg=None):
         cfg = cfg if cfg is not None else make_cfg(*overrides)
-        outcome = run_training(cfg, tmp_path / name, resume=resume, should_stop=should_stop)
+        outcome = run_training(cfg, tmp_path / name, should_stop=should_stop)
         return outcome, RunDir(tmp_path / name)
 
     return _train

@@ -196,7 +196,7 @@ def test_binary_mnist_threshold_and_stochastic():
 
 def test_text_run_trains_resumes_state_and_is_probed(train_run, tmp_path):
     from gan_anneal.evaluate.critic_probe import run_probes
-    from gan_anneal.train.checkpoint import load_checkpoint
+    from gan_anneal.results.checkpoint import load_checkpoint
 
     corpus = tiny_corpus(tmp_path / "corpus.txt")
     common = ["experiment=bgan_text", f"dataset.path={corpus}", "model.dim=16", "model.blocks=1",
@@ -220,7 +220,7 @@ def test_text_run_trains_resumes_state_and_is_probed(train_run, tmp_path):
     assert all(math.isfinite(r["mean"]) and r["n_batches"] >= 1 for r in results.values())
     assert results["js"]["mean"] <= 2 * math.log(2) + 1e-6  # the JS bound never exceeds 2 ln 2
 
-    outcome, resumed = train_run(*common, "train.steps=16", name="run", resume=True)
+    outcome, resumed = train_run(*common, "train.steps=16", name="run")
     assert outcome == "done" and resumed.read_summary()["steps"] == 16
 
 

@@ -106,11 +106,11 @@ def test_fp16_scaler_state_is_checkpointed_and_resumed(train_run, make_cfg):
     overrides = (*MLP, "device=cpu", "device.precision=fp16", "train.steps=6", "train.log_every=2",
                  "train.checkpoint_every=2", "train.eval_samples=100")
     _, run = train_run(*overrides, name="fp16", should_stop=lambda step: step == 4)
-    from gan_anneal.train.checkpoint import load_checkpoint
+    from gan_anneal.results.checkpoint import load_checkpoint
 
     state = load_checkpoint(run.checkpoint)
     assert set(state["precision"]) == {"0", "1"} and "scale" in state["precision"]["0"]
-    outcome, _ = train_run(name="fp16", resume=True, cfg=run.read_config())
+    outcome, _ = train_run(name="fp16", cfg=run.read_config())
     assert outcome == "done"
 
 

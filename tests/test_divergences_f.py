@@ -137,7 +137,7 @@ def test_continuous_bgan_trains_on_ring8(train_run):
 
 
 def test_boundary_logz_update_regresses_to_running_normaliser_and_checkpoints(train_run):
-    from gan_anneal.train.checkpoint import load_checkpoint
+    from gan_anneal.results.checkpoint import load_checkpoint
 
     outcome, run = train_run("divergence=bgan_js", "generator_update.name=boundary_logz", "train.steps=30",
                              "train.batch_size=64", "train.log_every=10", "train.checkpoint_every=30",

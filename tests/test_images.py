@@ -217,9 +217,9 @@ IMAGE_RUN = ["dataset=digits", "device=cpu", "model.base=16", "train.steps=20", 
 
 def test_digits_run_writes_grids_and_ema(tmp_path):
     from gan_anneal.config import compose
+    from gan_anneal.results.checkpoint import load_checkpoint
     from gan_anneal.results.rundir import RunDir
     from gan_anneal.runner import run_training
-    from gan_anneal.train.checkpoint import load_checkpoint
 
     cfg = compose(IMAGE_RUN)
     assert cfg.model.name == "dcgan"  # the data set picks its model
@@ -234,13 +234,13 @@ def test_digits_run_writes_grids_and_ema(tmp_path):
 
 def test_image_run_resumes_with_ema(tmp_path):
     from gan_anneal.config import compose
+    from gan_anneal.results.checkpoint import load_checkpoint
     from gan_anneal.runner import run_training
-    from gan_anneal.train.checkpoint import load_checkpoint
 
     cfg = compose(IMAGE_RUN)
     assert run_training(cfg, tmp_path / "full") == "done"
     assert run_training(cfg, tmp_path / "part", should_stop=lambda step: step == 10) == "interrupted"
-    assert run_training(cfg, tmp_path / "part", resume=True) == "done"
+    assert run_training(cfg, tmp_path / "part") == "done"
     full, part = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt"), \
         load_checkpoint(tmp_path / "part" / "checkpoints" / "last.pt")
     for key in full["ema"]["model"]:

@@ -43,7 +43,7 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(train_run, mak
     outcome, broken = train_run(*overrides, name="broken", should_stop=lambda step: step == 33)
     assert outcome == "interrupted"
     assert broken.read_summary()["status"] == "interrupted" and broken.read_summary()["steps"] == 33
-    outcome, resumed = train_run(name="broken", resume=True, cfg=broken.read_config())
+    outcome, resumed = train_run(name="broken", cfg=broken.read_config())
     assert outcome == "done"
 
     a, b = _params(straight), _params(resumed)

@@ -65,9 +65,9 @@ def with_schema_defaults(cfg):
 
 def load_run(run_dir: str | Path, device: str = "cpu"):
     """Rebuild a run's experiment from config.yaml and checkpoints/last.pt (generator in eval mode)."""
+    from gan_anneal.results.checkpoint import load_checkpoint
     from gan_anneal.results.rundir import RunDir
     from gan_anneal.train.build import build_experiment
-    from gan_anneal.train.checkpoint import load_checkpoint
 
     run = RunDir(run_dir).require(checkpoint=True)
     cfg = with_schema_defaults(run.read_config())

@@ -45,8 +45,8 @@ def energy_figure(run_a: str, run_b: str, out: str | Path, n_samples: int = 3000
     """run_a: with annealing; run_b: without. Writes a PNG and returns its path."""
     from gan_anneal.evaluate.plots import _pyplot, save_figure
     from gan_anneal.models import build_models
+    from gan_anneal.results.checkpoint import load_checkpoint
     from gan_anneal.train.build import as_dict, build_experiment
-    from gan_anneal.train.checkpoint import load_checkpoint
 
     runs = [_load(run_a), _load(run_b)]
     cfgs = [r.read_config() for r in runs]

@@ -352,8 +352,8 @@ def load_generator(run_dir: Path, cfg, data_shape, device, which: str):
     from omegaconf import OmegaConf
 
     from gan_anneal.models import build_models
+    from gan_anneal.results.checkpoint import load_checkpoint
     from gan_anneal.results.rundir import RunDir
-    from gan_anneal.train.checkpoint import load_checkpoint
 
     state = load_checkpoint(RunDir(run_dir).checkpoint, map_location="cpu")
     generator, _ = build_models(OmegaConf.to_container(cfg.model, resolve=True), data_shape)

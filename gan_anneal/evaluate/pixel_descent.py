@@ -25,8 +25,8 @@ def pixel_descent(run_dir, *, critic_steps: int = 1000, steps: int = 300, lr: fl
                   snapshots: int = 4, seed: int = 0, device: str = "cpu") -> dict:
     from gan_anneal.evaluate.critic_probe import load_run
     from gan_anneal.objectives.divergences import build_divergence
+    from gan_anneal.results.checkpoint import load_checkpoint
     from gan_anneal.train.build import as_dict
-    from gan_anneal.train.checkpoint import load_checkpoint
 
     run, exp, gen_step = load_run(run_dir, device)
     if hasattr(exp.generator, "sample_discrete"):

@@ -225,7 +225,7 @@ def _run_job(task: dict, spec: SweepSpec, job: Job, action: str, path: Path, sta
             RunDir(path).update_summary(status="failed", error=str(error))
             return {"path": job.path, "action": action, "outcome": "bad-input", "eval": None,
                     "seconds": time.perf_counter() - started, "error": str(error)}
-        outcome = run_training(cfg, path, resume=action == "resume")
+        outcome = run_training(cfg, path)
         if outcome != "done":
             from gan_anneal.results.rundir import RunDir
 

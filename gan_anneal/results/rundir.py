@@ -3,8 +3,10 @@
     config.yaml       the composed, resolved config
     metrics.jsonl     one JSON object per logging step
     summary.json      status (running | done | failed | diverged | interrupted), timing, final metrics, versions
-    checkpoints/      last.pt (atomic)
+    checkpoints/      last.pt (atomic; only finite states), previous.pt (the one before, kept as a fallback)
     samples/          pictures
+    train.log         progress lines, one every few seconds, and what happened (start, resume, end)
+    .lock             the live writer (host, pid); a dead holder's lock is taken over
 """
 
 from __future__ import annotations
@@ -12,13 +14,28 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 STATUSES = ("running", "done", "failed", "diverged", "interrupted")
+LOCK_STALE_S = 600  # a lock from another host whose heartbeat is older than this is taken over
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | os.PathLike) -> None:
+    """mkstemp creates files 0600; give them the mode an ordinary open() would (group members on a cluster
+    can then read runs and share caches)."""
+    os.chmod(path, 0o666 & ~_umask())
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -30,6 +47,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        follow_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -60,8 +78,103 @@ class RunDir:
     def samples(self) -> Path:
         return self.path / "samples"
 
+    @property
+    def previous_checkpoint(self) -> Path:
+        return self.path / "checkpoints" / "previous.pt"
+
     def exists(self) -> bool:
         return (self.path / "config.yaml").is_file()
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint.is_file() or self.previous_checkpoint.is_file()
+
+    def load_checkpoint(self, map_location="cpu", log=print) -> dict:
+        """last.pt, or previous.pt (with a message) when last.pt cannot be read."""
+        from gan_anneal.errors import UserError
+        from gan_anneal.results.checkpoint import load_checkpoint
+
+        try:
+            return load_checkpoint(self.checkpoint, map_location=map_location)
+        except Exception as error:  # truncated or corrupt: any of pickle's, zipfile's or torch's errors
+            if not self.previous_checkpoint.is_file():
+                raise UserError(f"{self.checkpoint} cannot be read ({type(error).__name__}: {error}) and there is "
+                                "no previous.pt to fall back on; the run cannot be resumed.") from None
+            log(f"{self.checkpoint} cannot be read ({type(error).__name__}); resuming from {self.previous_checkpoint}")
+            return load_checkpoint(self.previous_checkpoint, map_location=map_location)
+
+    def save_checkpoint(self, state: dict) -> None:
+        """Write last.pt atomically, keeping the one before as previous.pt until the new one is complete."""
+        from gan_anneal.results.checkpoint import save_checkpoint
+
+        save_checkpoint(self.checkpoint, state, previous=self.previous_checkpoint)
+
+    # the writer lock ------------------------------------------------------------------------------
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
+    def lock_holder(self) -> str | None:
+        try:
+            holder = json.loads(self.lock_path.read_text())
+            return f"pid {holder['pid']} on {holder['host']}"
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def writer_alive(self) -> bool:
+        """Whether the process named in .lock still runs (same host), or its heartbeat is recent (other host)."""
+        try:
+            holder = json.loads(self.lock_path.read_text())
+            age = time.time() - self.lock_path.stat().st_mtime
+        except (OSError, ValueError):
+            return False
+        if holder.get("host") != socket.gethostname():
+            return age < LOCK_STALE_S
+        try:
+            os.kill(int(holder["pid"]), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # another user's live process
+            return True
+        return int(holder["pid"]) != os.getpid()  # our own pid: left by an earlier run in this process
+
+    def acquire_lock(self) -> None:
+        """Become the directory's one writer; take over a dead holder's lock."""
+        from gan_anneal.errors import UserError
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        record = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            except FileExistsError:
+                if self.writer_alive():
+                    raise UserError(f"{self.path} is being written by {self.lock_holder()}; one writer per run "
+                                    f"directory. If that process is gone, delete {self.lock_path}.") from None
+                self.lock_path.unlink(missing_ok=True)  # a dead holder's lock
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(record)
+            return
+        raise UserError(f"could not take the lock {self.lock_path}; another process is starting in {self.path}.")
+
+    def heartbeat(self) -> None:
+        try:
+            os.utime(self.lock_path)
+        except OSError:
+            pass
+
+    def release_lock(self) -> None:
+        try:
+            if json.loads(self.lock_path.read_text()).get("pid") == os.getpid():
+                self.lock_path.unlink()
+        except (OSError, ValueError):
+            pass
+
+    def log(self, line: str) -> None:
+        """Append a line to train.log (the run's own record of what happened, for SLURM and nohup users)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / "train.log", "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
 
     def require(self, checkpoint: bool = False) -> "RunDir":
         """The run, or a UserError saying why this folder will not do."""
@@ -93,10 +206,16 @@ class RunDir:
         path = self.path / "metrics.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = []
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:  # a line torn by kill -9 while it was written: dropped (logged again on resume)
+                continue
+        return records
 
     def truncate_metrics(self, last_step: int) -> None:
-        """On resume, forget records logged after the checkpoint: they will be logged again."""
+        """On resume, forget records logged after the checkpoint (and any torn line): they will be logged again."""
         kept = [r for r in self.read_metrics() if r["step"] <= last_step]
         atomic_write_text(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from gan_anneal.models.mlp import mlp
-from gan_anneal.train.checkpoint import load_checkpoint, save_checkpoint
+from gan_anneal.results.checkpoint import load_checkpoint, save_checkpoint
 
 
 class ScoreMLP(nn.Module):

@@ -4,7 +4,9 @@ own cadences. It never looks at a divergence's or schedule's name: everything co
 from __future__ import annotations
 
 import math
+import os
 import signal
+import socket
 import time
 from contextlib import contextmanager
 from typing import Callable
@@ -13,9 +15,10 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from gan_anneal.results.checkpoint import rng_state, set_rng_state
+from gan_anneal.results.continuation import Start
 from gan_anneal.results.rundir import RunDir, package_versions
 from gan_anneal.train.build import Experiment
-from gan_anneal.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gan_anneal.train.precision import Precision
 
 FP32 = Precision("fp32")
@@ -27,6 +30,15 @@ class TrainingDiverged(RuntimeError):
 
 class TrainingInterrupted(RuntimeError):
     """SIGINT/SIGTERM: a checkpoint was written and the run can be resumed."""
+
+    def __init__(self, message: str, signal_name: str | None = None):
+        super().__init__(message)
+        self.signal_name = signal_name
+
+
+def finite_state(exp: Experiment) -> bool:
+    """Only finite models are checkpointed: a NaN can appear between two logging steps."""
+    return all(bool(torch.isfinite(p).all()) for m in (exp.generator, exp.critic) for p in m.parameters())
 
 
 @contextmanager
@@ -163,37 +175,85 @@ def _as_record(step: int, raw: dict) -> dict:
     return {"step": step, **{key: float(value) for key, value in raw.items()}}
 
 
-def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Console | None = None,
+class PlainProgress:
+    """Progress as plain lines every `every_s` seconds, for logs that are not a terminal (SLURM, nohup), and into
+    the run's train.log whatever stdout is."""
+
+    def __init__(self, run: RunDir, console: Console, total: int, start: int, every_s: float, echo: bool):
+        self.run, self.console, self.total, self.every_s, self.echo = run, console, total, every_s, echo
+        self.t0, self.step0, self.last = time.perf_counter(), start, -math.inf
+
+    def __call__(self, step: int, record: dict, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last < self.every_s:
+            return
+        self.last = now
+        rate = (step - self.step0) / max(now - self.t0, 1e-9)
+        eta = (self.total - step) / rate if rate > 0 else float("inf")
+        line = (f"step {step}/{self.total}  D {record['loss_d']:+.4f}  G {record['loss_g']:+.4f}  λ {record['lam']:+.3f}"
+                f"  {rate:.1f} steps/s  ETA {eta:.0f} s")
+        self.run.log(line)
+        if self.echo:
+            self.console.print(line, highlight=False)
+
+
+def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, console: Console | None = None,
           should_stop: Callable[[int], bool] | None = None) -> dict:
     """Train to `train.steps`, writing the run directory as it goes. Returns the final summary."""
     console = console or Console()
+    start_from = start_from or Start(resume=False)
     cfg = exp.cfg
     total = cfg.train.steps
     start = 0
     previous_wall = 0.0
-    if resume and run.checkpoint.exists():
-        start = restore(exp, load_checkpoint(run.checkpoint, map_location=exp.device))
+    summary = run.read_summary()
+    if start_from.resume:
+        start = restore(exp, run.load_checkpoint(map_location=exp.device, log=console.print))
         run.truncate_metrics(start)
-        previous_wall = float(run.read_summary().get("wall_time_s", 0.0))
+        previous_wall = float(summary.get("wall_time_s", 0.0))
         console.print(f"[bold]resuming[/] {run.path} from step {start}")
+        run.log(f"resuming from step {start} of {total}")
     else:
-        run.write_config(cfg)
+        run.truncate_metrics(0)  # a start over a run interrupted before its first checkpoint
+        run.log(f"starting {total} steps")
+    if start_from.extend_from is not None:  # a continuation: λ(t) and the LR decay are re-read on the new total
+        extensions = [*summary.get("extensions", []),
+                      {"from_total": start_from.extend_from, "to_total": total, "at_step": start}]
+        run.update_summary(extensions=extensions)
+        run.log(f"extended from train.steps={start_from.extend_from} to {total} at step {start}")
+    run.write_config(cfg)  # the config this directory now continues (train.steps included)
+    if not start_from.resume:
         getattr(exp.target, "save_artifacts", lambda path: None)(run.path)  # e.g. a text dataset's vocabulary
     run.update_summary(status="running", seed=int(cfg.seed), steps=start, total_steps=total,
-                       versions=package_versions(), device=str(exp.device), error=None)
+                       versions=package_versions(), device=str(exp.device), error=None, pid=os.getpid(),
+                       host=socket.gethostname())
 
     flag: dict = {}
     t0 = time.perf_counter()
     step = start
     last_record: dict = {}
 
-    def save(at_step: int) -> None:
-        save_checkpoint(run.checkpoint, checkpoint_state(exp, at_step))
-        run.update_summary(steps=at_step, wall_time_s=previous_wall + time.perf_counter() - t0)
+    def diverged(at_step: int, why: str) -> TrainingDiverged:
+        run.update_summary(status="diverged", steps=at_step, error=why)
+        kept = (f"last good checkpoint kept in {run.checkpoint}" if run.has_checkpoint()
+                else "no checkpoint had been written yet")
+        run.log(f"diverged: {why}")
+        return TrainingDiverged(f"{why}; {kept}")
 
+    def save(at_step: int) -> None:
+        if not finite_state(exp):
+            raise diverged(at_step, f"non-finite parameters at step {at_step}")
+        run.save_checkpoint(checkpoint_state(exp, at_step))
+        run.update_summary(steps=at_step, wall_time_s=previous_wall + time.perf_counter() - t0)
+        run.heartbeat()
+
+    terminal = console.is_terminal
+    plain = PlainProgress(run, console, total, start, float(cfg.train.get("progress_every_s", 30)),
+                          echo=bool(cfg.train.progress) and not terminal)
     progress = Progress(TextColumn("[bold blue]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TextColumn("left"),
-                        TimeRemainingColumn(), console=console, disable=not cfg.train.progress, transient=False)
+                        TimeRemainingColumn(), console=console, disable=not (cfg.train.progress and terminal),
+                        transient=False)
     with stop_on_signals(flag), progress:
         task = progress.add_task("train", total=total, completed=start, losses="")
         while step < total:
@@ -204,15 +264,12 @@ def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Consol
                 record["time_s"] = round(previous_wall + time.perf_counter() - t0, 3)
                 run.append_metrics([record])  # metrics past the checkpoint are dropped again on resume
                 if not all(math.isfinite(v) for v in record.values()):
-                    run.update_summary(status="diverged", steps=step,
-                                       error=f"non-finite loss at step {step}: {record}")
-                    kept = (f"last good checkpoint kept in {run.checkpoint}" if run.checkpoint.exists()
-                            else "no checkpoint had been written yet")
-                    raise TrainingDiverged(f"non-finite loss at step {step} (loss_d={record['loss_d']:.4g}, "
-                                           f"loss_g={record['loss_g']:.4g}); {kept}")
+                    raise diverged(step, f"non-finite loss at step {step} (loss_d={record['loss_d']:.4g}, "
+                                         f"loss_g={record['loss_g']:.4g})")
                 last_record = record
                 progress.update(task, completed=step,
                                 losses=f"D {record['loss_d']:+.3f}  G {record['loss_g']:+.3f}  λ {record['lam']:+.3f}")
+                plain(step, record, force=step == total)
             if cfg.train.sample_every and step % cfg.train.sample_every == 0 and step < total:
                 snapshot = generate(exp, cfg.train.snapshot_samples, seed=cfg.seed + 1)  # fixed noise
                 exp.target.save_picture(snapshot, run.samples / f"step_{step:06d}.png", f"step {step}")
@@ -222,8 +279,9 @@ def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Consol
             if flag.get("stop") or (should_stop is not None and should_stop(step)):
                 save(step)
                 run.update_summary(status="interrupted")
-                raise TrainingInterrupted(f"stopped by {flag.get('stop', 'request')} at step {step}; "
-                                          f"resume with: ganneal train resume={run.path}")
+                run.log(f"stopped by {flag.get('stop', 'request')} at step {step}; checkpoint written")
+                raise TrainingInterrupted(f"stopped by {flag.get('stop', 'request')} at step {step}; checkpoint "
+                                          "written. Re-run the same command to continue.", flag.get("stop"))
     save(total)
     wall = previous_wall + time.perf_counter() - t0
 
@@ -232,6 +290,7 @@ def train(exp: Experiment, run: RunDir, *, resume: bool = False, console: Consol
     exp.target.save_picture(samples, run.samples / "final.png", f"{cfg.divergence.name} · step {total}")
     run.append_metrics([eval_record(total, metrics)])
     final = {k: last_record[k] for k in ("lam", "beta", "w_lik", "w_ent") if k in last_record}
+    run.log(f"done: {total} steps in {wall:.1f} s")
     return run.update_summary(status="done", steps=total, wall_time_s=round(wall, 3),
                               steps_per_second=round((total - start) / max(time.perf_counter() - t0, 1e-9), 2),
                               metrics=metrics, final_coefficients=final)

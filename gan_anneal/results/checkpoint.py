@@ -34,12 +34,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, state: dict[str, Any], previous: Path | None = None) -> None:
+    """Write `path` atomically; with `previous`, the file it replaces is kept there (moved only once the new one
+    is complete, so some readable checkpoint exists at every instant)."""
+    from gan_anneal.results.rundir import follow_umask  # noqa: I001 (rundir imports this module lazily)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".last.", suffix=".tmp")
     os.close(fd)
     try:
         torch.save(state, tmp)
+        follow_umask(tmp)
+        if previous is not None and path.is_file():
+            os.replace(path, previous)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

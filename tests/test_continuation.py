@@ -1,0 +1,193 @@
+"""Run directories that never lose work: a job's directory decides whether it starts, resumes, extends or stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+SHORT = ["train.steps=40", "train.log_every=10", "train.checkpoint_every=20", "train.eval_samples=300",
+         "train.progress=false", "train.sample_every=0"]
+
+
+def _params(path: Path) -> dict:
+    state = torch.load(path / "checkpoints" / "last.pt", weights_only=True)
+    return {**{f"g.{k}": v for k, v in state["generator"].items()}, **{f"d.{k}": v for k, v in state["critic"].items()}}
+
+
+def _same_params(a: Path, b: Path) -> bool:
+    pa, pb = _params(a), _params(b)
+    return pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+def _snapshot(path: Path) -> dict:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_a_done_run_re_run_trains_nothing(tmp_path, run_cli):
+    run = tmp_path / "R"
+    assert run_cli("train", *SHORT, f"hydra.run.dir={run}").returncode == 0
+    before = {k: v for k, v in _snapshot(run).items() if not k.startswith(".hydra")}
+    again = run_cli("train", *SHORT, f"hydra.run.dir={run}")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing to do" in again.stdout
+    after = {k: v for k, v in _snapshot(run).items() if not k.startswith(".hydra")}
+    assert after == before  # last.pt, metrics.jsonl and summary.json untouched
+
+
+def test_a_changed_config_leaves_the_directory_byte_identical(tmp_path, run_cli):
+    run = tmp_path / "R"
+    assert run_cli("train", *SHORT, f"hydra.run.dir={run}").returncode == 0
+    before = {k: v for k, v in _snapshot(run).items() if not k.startswith(".hydra")}
+    changed = run_cli("train", *SHORT, "optim.lr_g=5e-4", f"hydra.run.dir={run}")
+    assert changed.returncode == 2
+    assert "optim.lr_g" in changed.stdout + changed.stderr
+    assert {k: v for k, v in _snapshot(run).items() if not k.startswith(".hydra")} == before
+    shorter = run_cli("train", *[o for o in SHORT if "steps=" not in o], "train.steps=20", f"hydra.run.dir={run}")
+    assert shorter.returncode == 2 and "shorten" in shorter.stdout + shorter.stderr
+
+
+def test_resume_is_the_stored_command_in_place_and_extends_with_a_record(tmp_path, run_cli):
+    run = tmp_path / "R"
+    assert run_cli("train", *SHORT, f"hydra.run.dir={run}").returncode == 0
+    # the issue's case 2: resume=R together with hydra.run.dir=R
+    same = run_cli("train", f"resume={run}", f"hydra.run.dir={run}")
+    assert same.returncode == 0 and "nothing to do" in same.stdout, same.stdout + same.stderr
+    longer = run_cli("train", f"resume={run}", "train.steps=60")
+    assert longer.returncode == 0, longer.stdout + longer.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 60 and summary["status"] == "done"
+    assert summary["extensions"] == [{"from_total": 40, "to_total": 60, "at_step": 40}]
+    assert "steps: 60" in (run / "config.yaml").read_text()  # the override given on resume is recorded
+    steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss_d" in r]
+    assert steps == [10, 20, 30, 40, 50, 60]
+    shown = run_cli("train", "--cfg", "job", f"resume={run}")  # resume= composes with --cfg like any override
+    assert shown.returncode == 0 and "steps: 60" in shown.stdout
+    assert json.loads((run / "summary.json").read_text())["steps"] == 60  # --cfg trained nothing
+
+
+def test_empty_resume_and_resume_of_a_missing_run_are_errors(tmp_path, run_cli):
+    empty = run_cli("train", "resume=")
+    assert empty.returncode == 2 and "empty" in empty.stderr
+    assert not (tmp_path / "runs").exists()
+    missing = run_cli("train", f"resume={tmp_path / 'nothing'}")
+    assert missing.returncode == 2 and "not a run directory" in missing.stderr
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_re_running_the_command_after_an_interruption_matches_an_uninterrupted_run(tmp_path, run_cli, how):
+    common = ["train.steps=600", "train.log_every=20", "train.checkpoint_every=50", "train.eval_samples=300",
+              "train.progress=false", "train.sample_every=0", "device.threads=1"]
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    assert run_cli("train", *common, f"hydra.run.dir={straight}").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "gan_anneal.cli", "train", *common, f"hydra.run.dir={broken}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not (broken / "checkpoints" / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(getattr(signal, how))
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143, "SIGKILL": -9}[how], out
+    status = json.loads((broken / "summary.json").read_text())["status"]
+    assert status == ("running" if how == "SIGKILL" else "interrupted")  # kill -9 leaves a stale `running`
+    again = run_cli("train", *common, f"hydra.run.dir={broken}")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming" in again.stdout or json.loads((broken / "summary.json").read_text())["steps"] == 600
+    assert _same_params(straight, broken)
+    log = (broken / "train.log").read_text()
+    assert "resuming from step" in log and "done: 600 steps" in log
+
+
+def test_a_torn_metrics_line_and_a_corrupt_checkpoint_do_not_stop_a_resume(train_run):
+    outcome, straight = train_run(*SHORT, name="straight")
+    outcome, run = train_run(*SHORT, name="broken", should_stop=lambda step: step == 30)
+    assert outcome == "interrupted"
+    with open(run.path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 31, "loss_d": 0.1')  # kill -9 in the middle of a write
+    assert len(run.read_metrics()) == 3  # the torn line is dropped
+    # a truncated last.pt: the resume falls back on previous.pt (step 20) and still ends where an unbroken run does
+    run.checkpoint.write_bytes(run.checkpoint.read_bytes()[:100])
+    outcome, _ = train_run(*SHORT, name="broken")
+    assert outcome == "done"
+    assert _same_params(straight.path, run.path)
+
+
+def test_a_failed_resume_does_not_rewrite_the_status(train_run, monkeypatch):
+    import gan_anneal.train.build as build
+
+    outcome, run = train_run(*SHORT, name="R", should_stop=lambda step: step == 20)
+    assert run.read_summary()["status"] == "interrupted"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the environment broke before training")
+
+    monkeypatch.setattr(build, "build_experiment", broken)
+    outcome, _ = train_run(*SHORT, name="R")
+    assert outcome == "failed"
+    assert run.read_summary()["status"] == "interrupted"  # still resumable, not `failed`
+
+
+def test_a_nan_between_logging_steps_is_never_checkpointed(train_run, monkeypatch):
+    import gan_anneal.train.loop as loop
+
+    real_step = loop.train_step
+
+    def poison(exp, step):
+        out = real_step(exp, step)
+        if step == 24:  # after the checkpoint at 20; the next logging step is 40
+            with torch.no_grad():
+                next(exp.generator.parameters()).fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(loop, "train_step", poison)
+    outcome, run = train_run("train.steps=40", "train.log_every=40", "train.checkpoint_every=10",
+                             "train.eval_samples=300")
+    assert outcome == "diverged" and "non-finite parameters at step 30" in run.read_summary()["error"]
+    state = torch.load(run.checkpoint, weights_only=True)
+    assert state["step"] == 20 and all(torch.isfinite(v).all() for v in state["generator"].values())
+
+
+def test_one_writer_per_directory(train_run, tmp_path):
+    from gan_anneal.results.rundir import RunDir
+
+    outcome, run = train_run(*SHORT, name="R", should_stop=lambda step: step == 20)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run.lock_path.write_text(json.dumps({"host": socket.gethostname(), "pid": live.pid}))
+        run.update_summary(status="running")
+        outcome, _ = train_run(*SHORT, name="R")
+        assert outcome == "bad-input" and run.read_summary()["steps"] == 20  # a live writer: refused
+    finally:
+        live.kill()
+        live.wait()
+    outcome, _ = train_run(*SHORT, name="R")  # the holder is dead: its lock is taken over
+    assert outcome == "done" and not run.lock_path.exists()
+    assert RunDir(run.path).read_summary()["steps"] == 40
+
+
+def test_files_follow_the_umask(train_run):
+    old = os.umask(0o022)
+    try:
+        outcome, run = train_run(*SHORT, name="R")
+    finally:
+        os.umask(old)
+    for path in (run.path / "summary.json", run.path / "config.yaml", run.checkpoint):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_plain_progress_lines_when_stdout_is_not_a_terminal(tmp_path, run_cli):
+    run = tmp_path / "R"
+    result = run_cli("train", "train.steps=40", "train.log_every=10", "train.progress_every_s=0",
+                     "train.eval_samples=300", f"hydra.run.dir={run}")
+    assert result.returncode == 0
+    lines = [line for line in result.stdout.splitlines() if line.startswith("step ")]
+    assert len(lines) == 4 and "steps/s" in lines[0] and "ETA" in lines[0]
+    assert "step 40/40" in (run / "train.log").read_text()
