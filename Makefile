@@ -20,14 +20,17 @@ lint:
 demo:               ## the embedded default: a ring of 8 Gaussians
 	ganneal train
 
-gibbs-check:        ## measured vs predicted variance of μ^β on gauss1d (writes runs/gibbs/)
-	ganneal gibbs-check --out runs/gibbs
+gibbs-check:        ## measured vs predicted variance of μ^β on gauss1d over the paper's λ grid (runs/gibbs/, ~7 min)
+	ganneal gibbs-check --grid table1 --out runs/gibbs
 
-# Sweeps and tables (issue 6). RUNS / JOBS may be overridden: make toy-table JOBS=2 RUNS=runs
-# Without JOBS, `ganneal sweep` picks: one single-thread job per core on a CPU, one job on a GPU.
+# Sweeps and tables: Hydra multiruns through a launcher. RUNS / JOBS / LAUNCHER may be overridden:
+#   make toy-table JOBS=2 · make cifar10-table LAUNCHER=submitit_slurm SWEEP_ARGS="hydra.launcher.partition=gpu"
+# Without them, `ganneal sweep` picks joblib with one single-thread job per core on a CPU, basic on a GPU.
 RUNS ?= runs
 JOBS ?=
-JOBS_FLAG = $(if $(JOBS),--jobs $(JOBS))
+LAUNCHER ?=
+SWEEP_ARGS ?=
+JOBS_FLAG = $(if $(JOBS),--jobs $(JOBS)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(SWEEP_ARGS)
 
 cifar10-table:      ## Tao et al. Table 1: 42 CIFAR-10 runs + IS/FID (GPU, CIFAR-10 on disk, Inception weights)
 	ganneal sweep cifar10_table --check
@@ -40,7 +43,7 @@ cifar10-table-smoke: ## the same pipeline at toy size: fabricated CIFAR-10, 4 st
 	ganneal table $(RUNS)/cifar10_table_smoke --reference tao2019
 	ganneal table $(RUNS)/cifar10_table_smoke --reference tao2019 --format markdown --out $(RUNS)/cifar10_table_smoke/table.md
 
-toy-table:          ## the same grid on ring8 (CPU, about 40 CPU-minutes; JOBS=2 halves it)
+toy-table:          ## the toy table on ring8: 3 divergences × 6 columns × 3 seeds (CPU, about an hour on 2 cores)
 	OMP_NUM_THREADS=1 ganneal sweep toy_table --out $(RUNS)/toy_table $(JOBS_FLAG)
 	ganneal table $(RUNS)/toy_table
 	ganneal table $(RUNS)/toy_table --format markdown --out $(RUNS)/toy_table/table.md

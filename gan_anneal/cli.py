@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -197,11 +198,11 @@ def gibbs_check(
     rows = run_gibbs_check(out, grid=GRIDS[grid], steps=steps, seed=seed, jobs=jobs,
                            log=lambda message: Console().print(message, highlight=False))
     table = Table(title="Gibbs check: variance of μ^β for μ = N(0, 1)")
-    for column in ("regulariser", "negative", "λ", "β", "predicted 1/β", "measured", "error", "run"):
+    for column in ("regulariser", "negative", "λ", "β", "predicted 1/β", "measured", "error"):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(r.regularizer, r.negative, f"{r.lam:g}", f"{r.beta:.4g}", f"{r.predicted_var:.4g}",
-                      f"{r.measured_var:.4g}", f"{100 * r.rel_error:.1f}%", r.run)
+                      f"{r.measured_var:.4g}", f"{100 * r.rel_error:.1f}%")
     Console().print(table)
     Console().print(f"table, JSON and plot in [bold]{out}[/]")
 
@@ -334,14 +335,8 @@ def _split_list(text: Optional[str]) -> Optional[list[str]]:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-def _default_sweep_jobs(device: str) -> int:
-    """On CPU, one single-thread job per core: more throughput than one multi-thread job on small models
-    (benchmarks/bench.py, docs/benchmarks.md). On a GPU, one job at a time."""
-    import os
-
-    if device == "cuda" or device == "auto" and __import__("torch").cuda.is_available():
-        return 1
-    return os.cpu_count() or 1
+def _on_gpu(device: str) -> bool:
+    return device == "cuda" or (device == "auto" and __import__("torch").cuda.is_available())
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -352,22 +347,35 @@ def sweep(
                                                     show_default=False),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder (default: the sweep's, "
                                       "runs/<name>)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Runs side by side, each in its own process "
-                                       "(with cores/jobs torch threads each). Default: one single-thread job per "
-                                       "core on CPU (docs/benchmarks.md), 1 on a GPU."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Train failed runs again (default: skip)."),
+    launcher: Optional[str] = typer.Option(None, "--launcher", help="Where the jobs run: basic (one after another "
+                                           "in this process), joblib (side by side on this machine), "
+                                           "submitit_local, submitit_slurm (a cluster; hydra.launcher.* sets "
+                                           "partition, GPUs, time). Default: joblib on a CPU, basic on a GPU."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="joblib: runs side by side, one torch thread each. "
+                                       "Default: one per core on a CPU (docs/benchmarks.md)."),
+    retry: bool = typer.Option(False, "--retry", help="Train afresh the jobs whose folder holds a failed run or a "
+                               "run with other settings (default: report and leave them)."),
     divergences: Optional[str] = typer.Option(None, "--divergences", help="Only these rows, e.g. rkl,jsd."),
     columns: Optional[str] = typer.Option(None, "--columns", help="Only these columns, e.g. --columns=-1,0,PMA."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Only these seeds, e.g. --seeds 0."),
     check: bool = typer.Option(False, "--check", help="Only check the prerequisites (GPU, data, weights)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List each run and what would be done with it."),
 ) -> None:
-    """Run a named sweep, resumably: finished runs are skipped, interrupted ones resumed, failed ones retried
-    only with --retry-failed. [dim]Examples: ganneal sweep toy_table --jobs 2 · ganneal sweep cifar10_table ·
+    """Run a named sweep as Hydra multiruns, resumably: finished jobs end at once, interrupted ones resume, stale
+    or failed ones are retrained only with --retry. [dim]Examples: ganneal sweep toy_table ·
+    ganneal sweep cifar10_table --launcher submitit_slurm hydra.launcher.partition=gpu ·
     ganneal sweep cifar10_table_smoke --out runs/smoke[/]"""
     from rich.console import Console
 
     from gan_anneal.errors import UserError
-    from gan_anneal.experiments.sweep import check_prerequisites, load_sweep, next_action, plan_jobs, run_sweep
+    from gan_anneal.experiments.sweep import (
+        check_prerequisites,
+        launcher_overrides,
+        load_sweep,
+        next_action,
+        plan_jobs,
+        run_sweep,
+    )
 
     console = Console()
     overrides = list(overrides or [])
@@ -376,13 +384,17 @@ def sweep(
     try:
         spec = load_sweep(name)
         out_dir = out or spec.out
-        planned = plan_jobs(spec, out_dir, overrides, _split_list(divergences), _split_list(columns))
+        seed_list = [int(x) for x in _split_list(seeds)] if seeds else None
+        planned = plan_jobs(spec, out_dir, overrides, _split_list(divergences), _split_list(columns), seed_list)
         if not planned:
             raise UserError("--divergences/--columns leave no run to do.")
         from gan_anneal.config import compose
 
         first_cfg = compose(planned[0].overrides)  # bad overrides fail here, once, not in every run
-        jobs = jobs or _default_sweep_jobs(first_cfg.device.name)
+        on_gpu = _on_gpu(first_cfg.device.name)
+        jobs = jobs or (1 if on_gpu else (os.cpu_count() or 1))
+        launcher = launcher or ("joblib" if jobs > 1 else "basic")
+        launcher_overrides(launcher, jobs)
         problems = check_prerequisites(spec, overrides)
     except UserError as error:
         fail(str(error))
@@ -396,13 +408,19 @@ def sweep(
         return
     if dry_run:
         for job in planned:
-            console.print(f"{next_action(job, spec, retry_failed):12s} {job.path}", highlight=False)
+            console.print(f"{next_action(job, spec):12s} {job.path}", highlight=False)
         return
-    report = run_sweep(spec, out_dir, overrides, jobs=jobs, retry_failed=retry_failed,
-                       divergences=_split_list(divergences), columns=_split_list(columns),
-                       log=lambda message: console.print(message, highlight=False, soft_wrap=True))
-    console.print(f"sweep {name}: {len(report.results)} runs worked on, exit code {report.exit_code}; "
-                  f"table: [bold]ganneal table {out_dir}[/]", soft_wrap=True)
+    try:
+        report = run_sweep(spec, out_dir, overrides, launcher=launcher, jobs=jobs, retry=retry,
+                           divergences=_split_list(divergences), columns=_split_list(columns), seeds=seed_list,
+                           log=lambda message: console.print(message, highlight=False, soft_wrap=True))
+    except UserError as error:
+        fail(str(error))
+    counts: dict[str, int] = {}
+    for status in report.after.values():
+        counts[status] = counts.get(status, 0) + 1
+    console.print(f"sweep {name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                  + f"; exit code {report.exit_code}; table: [bold]ganneal table {out_dir}[/]", soft_wrap=True)
     raise typer.Exit(report.exit_code)
 
 

@@ -63,6 +63,7 @@ class EvaluateSchema:
     generator: str = "auto"  # auto (EMA when the run kept one) | ema | raw
     cache_dir: Optional[str] = None  # real-image statistics; default $GANNEAL_CACHE/fidelity
     seed: int = 2020
+    after_training: bool = False  # evaluate in the training job itself once it is done (named image sweeps)
 
 
 @dataclass

@@ -20,6 +20,8 @@ def hydra_train(cfg: DictConfig) -> str:
     if parallel_launcher_jobs(hydra_cfg) > 1 and not cfg.device.get("threads"):
         cfg.device.threads = 1  # parallel single-thread jobs beat one multi-thread job on small CPU models
     outcome = run_training(cfg, hydra_cfg.runtime.output_dir)
+    if outcome == "done" and cfg.evaluate.get("after_training"):
+        evaluate_after_training(hydra_cfg.runtime.output_dir, cfg.evaluate.metrics)
     OUTCOMES.append(outcome)
     if outcome in ("interrupted", "terminated"):  # Ctrl-C / SIGTERM stops the whole sweep, not just this job
         raise SweepInterrupted(f"stopped at job {hydra_cfg.job.get('num', 0)}; its checkpoint is kept", outcome)
@@ -42,3 +44,25 @@ def parallel_launcher_jobs(hydra_cfg) -> int:
         return 1
     n_jobs = int(hydra_cfg.launcher.get("n_jobs") or 1)
     return (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
+
+
+def evaluate_after_training(run_dir: str, metrics: str) -> None:
+    """IS / FID of a finished job into its eval.json, unless it is there already. A failed evaluation leaves the
+    run done and writes eval_error.txt; the next launch of the sweep evaluates again."""
+    import traceback
+    from pathlib import Path
+
+    from gan_anneal.experiments.sweep import evaluated
+    from gan_anneal.runner import console
+
+    path = Path(run_dir)
+    if evaluated(path, metrics):
+        return
+    from gan_anneal.evaluate.fidelity import evaluate_run, resolve_options
+
+    try:
+        evaluate_run(path, resolve_options(path), log=lambda message: console.print(f"[dim]{message}[/]"))
+        (path / "eval_error.txt").unlink(missing_ok=True)
+    except Exception as error:  # noqa: BLE001 -- recorded with the run; the sweep reports it as not evaluated
+        (path / "eval_error.txt").write_text(traceback.format_exc())
+        console.print(f"[bold red]evaluation failed:[/] {type(error).__name__}: {error} ({path / 'eval_error.txt'})")

@@ -191,3 +191,31 @@ def test_plain_progress_lines_when_stdout_is_not_a_terminal(tmp_path, run_cli):
     lines = [line for line in result.stdout.splitlines() if line.startswith("step ")]
     assert len(lines) == 4 and "steps/s" in lines[0] and "ETA" in lines[0]
     assert "step 40/40" in (run / "train.log").read_text()
+
+
+def test_a_preempted_job_checkpoints_hands_the_signal_on_and_its_requeue_matches_an_unbroken_run(train_run):
+    """submitit installs a handler for its preemption signal (USR2) that requeues the job and exits. The loop
+    checkpoints first and then calls it; the requeued job (the same arguments) resumes in place."""
+    from gan_anneal.results.rundir import RunDir
+
+    handed = []
+
+    def submitit_like(signum, frame):  # what submitit's SignalHandler does: requeue, then sys.exit(-1)
+        handed.append(signum)
+        raise SystemExit(-1)
+
+    outcome, straight = train_run(*SHORT, name="straight")
+    previous = signal.signal(signal.SIGUSR2, submitit_like)
+    try:
+        with pytest.raises(SystemExit):
+            train_run(*SHORT, name="job", should_stop=lambda step: step == 30 and os.kill(os.getpid(), signal.SIGUSR2))
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    run = RunDir(straight.path.parent / "job")
+    assert handed == [signal.SIGUSR2]
+    # the signal arrives during step 30's check; the loop stops at the next step boundary
+    assert run.read_summary()["status"] == "interrupted" and run.read_summary()["steps"] == 31
+    assert torch.load(run.checkpoint, weights_only=True)["step"] == 31  # checkpointed at the signal, not at 20
+    assert not run.lock_path.exists()
+    outcome, _ = train_run(*SHORT, name="job")  # the requeued job
+    assert outcome == "done" and _same_params(straight.path, run.path)

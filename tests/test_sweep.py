@@ -97,14 +97,16 @@ def test_named_sweeps_plan_the_42_run_grid(tmp_path):
     from gan_anneal.experiments.sweep import available_sweeps, load_sweep, plan_jobs
 
     assert {"cifar10_table", "cifar10_table_smoke", "toy_table"} <= set(available_sweeps())
-    for name in ("cifar10_table", "cifar10_table_smoke", "toy_table"):
+    for name in ("cifar10_table", "cifar10_table_smoke"):
         jobs = plan_jobs(load_sweep(name), tmp_path)
         assert len(jobs) == 42 and len({j.path for j in jobs}) == 42
         assert [j.column for j in jobs[:14]] == ["-50", "-10", "-1", "-0.1", "-0.01", "0", "0.01", "0.1", "1", "10",
                                                  "50", "PMA", "NMA", "OA"]
-    jobs = plan_jobs(load_sweep("toy_table"), tmp_path)
-    assert jobs[3].path == str(tmp_path / "rkl" / "static_-0.1_seed0") and jobs[-1].path.endswith("wgan/oa_seed0")
-    assert "anneal.lam=-0.1" in jobs[3].overrides and "divergence=rkl" in jobs[3].overrides
+    jobs = plan_jobs(load_sweep("toy_table"), tmp_path)  # the issue-12 toy table: 3 × 6 columns × 3 seeds
+    assert len(jobs) == 54 and [j.column for j in jobs[:18:3]] == ["-0.1", "0", "0.1", "PMA", "NMA", "OA"]
+    assert jobs[1].path == str(tmp_path / "rkl" / "static_-0.1_seed1") and jobs[-1].path.endswith("wgan/oa_seed2")
+    assert "anneal.lam=-0.1" in jobs[1].overrides and "divergence=rkl" in jobs[1].overrides
+    assert len(plan_jobs(load_sweep("toy_table"), tmp_path, seeds=[0])) == 18
 
 
 def test_sweep_bad_input_and_missing_prerequisites():
@@ -121,12 +123,12 @@ def test_sweep_bad_input_and_missing_prerequisites():
 
 def test_sweep_killed_halfway_resumes_without_redoing_finished_runs(tmp_path):
     out = tmp_path / "toy"
-    args = ["toy_table", "--out", str(out), "--jobs", "1", "--divergences", "jsd", "--columns=-1,0,1",
+    args = ["toy_table", "--out", str(out), "--jobs", "1", "--divergences", "jsd", "--columns=-0.1,0,0.1", "--seeds", "0",
             "train.steps=400", "train.log_every=25", "train.checkpoint_every=25", "train.eval_samples=200"]
     process = subprocess.Popen([sys.executable, "-m", "gan_anneal.cli", "sweep", *args],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
-    first = out / "jsd" / "static_-1_seed0" / "summary.json"
+    first = out / "jsd" / "static_-0.1_seed0" / "summary.json"
     second = out / "jsd" / "static_0_seed0" / "summary.json"
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
@@ -136,10 +138,10 @@ def test_sweep_killed_halfway_resumes_without_redoing_finished_runs(tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=60)[0]
-    assert process.returncode == 130, output
+    assert process.returncode == 143, output
     assert json.loads(first.read_text())["status"] == "done"
     assert json.loads(second.read_text())["status"] == "interrupted", output
-    assert not (out / "jsd" / "static_1_seed0").exists()
+    assert not (out / "jsd" / "static_0.1_seed0").exists()
     done_mtime = first.stat().st_mtime_ns
     metrics_before = (first.parent / "metrics.jsonl").read_text()
 
@@ -147,7 +149,7 @@ def test_sweep_killed_halfway_resumes_without_redoing_finished_runs(tmp_path):
     assert result.exit_code == 0, result.output
     assert "1 skip, 1 resume, 1 train" in result.output
     assert first.stat().st_mtime_ns == done_mtime and (first.parent / "metrics.jsonl").read_text() == metrics_before
-    for name in ("static_-1_seed0", "static_0_seed0", "static_1_seed0"):
+    for name in ("static_-0.1_seed0", "static_0_seed0", "static_0.1_seed0"):
         assert_complete(out / "jsd" / name)
     records = [json.loads(line) for line in (out / "jsd" / "static_0_seed0" / "metrics.jsonl").read_text()
                .splitlines()]
@@ -157,25 +159,54 @@ def test_sweep_killed_halfway_resumes_without_redoing_finished_runs(tmp_path):
     assert again.exit_code == 0 and "3 skip" in again.output
 
 
-def test_failed_runs_are_retried_only_on_request(tmp_path):
+def test_each_job_decides_from_its_folder(tmp_path):
+    from gan_anneal.config import compose
     from gan_anneal.experiments.sweep import load_sweep, next_action, plan_jobs
     from gan_anneal.results.rundir import RunDir
+    from gan_anneal.runner import run_training
 
     spec = load_sweep("toy_table")
-    job = plan_jobs(spec, tmp_path, divergences=["jsd"], columns=["0"])[0]
+    job = plan_jobs(spec, tmp_path, TINY, divergences=["jsd"], columns=["0"])[0]
     assert next_action(job, spec) == "train"
+    assert run_training(compose(job.overrides), job.path) == "done"
+    assert next_action(job, spec) == "skip"
+    longer = plan_jobs(spec, tmp_path, [*TINY, "train.steps=20"], divergences=["jsd"], columns=["0"])[0]
+    assert next_action(longer, spec) == "resume"  # a larger train.steps extends the run
+    other = plan_jobs(spec, tmp_path, [*TINY, "optim.lr_g=5e-4"], divergences=["jsd"], columns=["0"])[0]
+    assert next_action(other, spec) == "stale"  # other settings: reported, retrained only with --retry
     run = RunDir(job.path)
-    run.path.mkdir(parents=True)
-    (run.path / "config.yaml").write_text("seed: 0\n")
-    run.update_summary(status="failed", error="boom")
-    assert next_action(job, spec) == "skip-failed" and next_action(job, spec, retry_failed=True) == "train"
-    run.update_summary(status="diverged")
-    assert next_action(job, spec, retry_failed=True) == "skip"
+    for status in ("failed", "diverged"):
+        run.update_summary(status=status)
+        assert next_action(job, spec) == status
     run.update_summary(status="interrupted")
-    assert next_action(job, spec) == "train"  # no checkpoint to resume from
-    run.checkpoint.parent.mkdir()
-    run.checkpoint.write_bytes(b"x")
     assert next_action(job, spec) == "resume"
+
+
+def test_a_stale_job_is_reported_and_retrained_only_with_retry(tmp_path):
+    out = tmp_path / "toy"
+    args = ["toy_table", "--out", str(out), "--jobs", "1", "--divergences", "jsd", "--columns=0", "--seeds", "0",
+            *TINY]
+    assert cli("sweep", *args).exit_code == 0
+    stale = cli("sweep", *args, "optim.lr_g=5e-4")
+    assert stale.exit_code == 1 and "other settings" in stale.output and "--retry" in stale.output
+    run = out / "jsd" / "static_0_seed0"
+    assert "lr_g: 0.001" in (run / "config.yaml").read_text()  # left as it was
+    retried = cli("sweep", *args, "optim.lr_g=5e-4", "--retry")
+    assert retried.exit_code == 0, retried.output
+    assert "lr_g: 0.0005" in (run / "config.yaml").read_text()
+    manifest = yaml.safe_load((out / "sweep.yaml").read_text())
+    assert len(manifest["runs"]) == 54  # a filtered launch keeps the whole grid in the manifest
+
+
+def test_named_sweep_through_the_joblib_launcher(tmp_path):
+    out = tmp_path / "toy"
+    result = cli("sweep", "toy_table", "--out", str(out), "--launcher", "joblib", "--jobs", "2", "--divergences",
+                 "jsd", "--columns=0,OA", "--seeds", "0", *TINY)
+    assert result.exit_code == 0, result.output
+    for name in ("static_0_seed0", "oa_seed0"):
+        assert_complete(out / "jsd" / name)
+        assert yaml.safe_load((out / "jsd" / name / "config.yaml").read_text())["device"]["threads"] == 1
+        assert (out / "jsd" / name / ".hydra" / "overrides.yaml").is_file()  # a Hydra job, in its own folder
 
 
 # The CIFAR-10 table pipeline at smoke size -------------------------------------------------------------------

@@ -51,6 +51,7 @@ def _one(args: tuple) -> dict:
     import torch
 
     torch.set_num_threads(1)  # two single-thread jobs beat one two-thread job on small nets
+    from gan_anneal import runner
     from gan_anneal.config import compose
     from gan_anneal.objectives.regularizers import coefficient_map
     from gan_anneal.results.rundir import RunDir
@@ -61,7 +62,11 @@ def _one(args: tuple) -> dict:
                  f"anneal.negative={negative}", f"seed={seed}", "train.progress=false"]
     if steps:
         overrides.append(f"train.steps={steps}")
-    outcome = run_training(compose(overrides), Path(out) / name)
+    quiet, runner.console.quiet = runner.console.quiet, True  # the check prints one line per run and its table
+    try:
+        outcome = run_training(compose(overrides), Path(out) / name)
+    finally:
+        runner.console.quiet = quiet
     return {"run": name, "status": outcome,
             "measured_var": RunDir(Path(out) / name).read_summary().get("metrics", {}).get("sample_var", float("nan"))}
 

@@ -1,32 +1,26 @@
-"""Named sweeps (`conf/sweep/<name>.yaml`): the paper's grid as deterministic run directories, resumable.
+"""Named sweeps (`conf/sweep/<name>.yaml`): the paper's grid as one Hydra multirun per block, resumable.
 
-    ganneal sweep cifar10_table [--out DIR] [--jobs N] [--retry-failed] [OVERRIDES...]
+    ganneal sweep cifar10_table [--out DIR] [--launcher basic|joblib|submitit_local|submitit_slurm] [--jobs N]
+                                [--retry] [OVERRIDES...]
 
 A sweep file names the divergences, the static λ values, the dynamic schedules, the seeds, the overrides
-every run shares, and, for image sweeps, the evaluation that follows each run (IS / FID through
-gan_anneal.evaluate.fidelity, written to the run's eval.json). Each run lives in
+every run shares, and, for image sweeps, the evaluation that follows each run (IS / FID, written to the run's
+eval.json by the job itself). The grid is launched as two Hydra multiruns (static: divergence × λ × seed;
+dynamic: divergence × schedule × seed) through the chosen launcher, each job in a deterministic folder
 
     <out>/<divergence>/static_<λ>_seed<k>   or   <out>/<divergence>/<pma|nma|oa>_seed<k>
 
-so a restart finds it and decides from its files alone:
-
-    no summary.json                     train
-    status running | interrupted        resume from checkpoints/last.pt (train afresh if there is none)
-    status done, evaluation missing     evaluate only
-    status done (and evaluated)         skip
-    status failed                       skip; train afresh with --retry-failed
-    status diverged                     skip: a result (the table shows it), not an accident
-
-SIGINT / SIGTERM stop the sweep cleanly: the training run in progress saves a checkpoint and is marked
-interrupted, nothing else starts, and the next `ganneal sweep` resumes it.
+Started again, every job decides from its own folder (results/continuation.py): finished jobs end at once
+(and evaluate if their eval.json lacks a metric), interrupted or killed ones resume from their checkpoint. A
+folder holding a run with other settings (stale) or a failed run is reported and trained afresh only with
+--retry; a diverged run is a result and stays. Where the jobs run is the launcher's business: joblib for
+parallel single-thread jobs on one machine, submitit on SLURM (a preempted job is requeued and resumes).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -98,9 +92,13 @@ def _keep(value: str, chosen: list[str] | None) -> bool:
 
 
 def plan_jobs(spec: SweepSpec, out: str | Path, extra: list[str] = (), divergences: list[str] | None = None,
-              columns: list[str] | None = None) -> list[Job]:
+              columns: list[str] | None = None, seeds: list[int] | None = None) -> list[Job]:
     """The grid in table order: divergence × (static λ ascending as listed, then the dynamic schedules) × seed.
-    `divergences` / `columns` (column keys such as -1, 0, PMA) restrict it."""
+    `divergences` / `columns` (column keys such as -1, 0, PMA) / `seeds` restrict it."""
+    unknown_seeds = [s for s in (seeds or []) if s not in [int(x) for x in spec.seeds]]
+    if unknown_seeds:
+        raise UserError(f"--seeds: {', '.join(map(str, unknown_seeds))} not in sweep {spec.name} "
+                        f"({', '.join(map(str, spec.seeds))}).")
     out = Path(out)
     wanted_columns = [column_key("static", c) if _is_number(c) else c.upper() for c in columns] if columns else None
     unknown = [d for d in (divergences or []) if d not in spec.divergences]
@@ -124,6 +122,8 @@ def plan_jobs(spec: SweepSpec, out: str | Path, extra: list[str] = (), divergenc
             name = f"static_{lam:g}" if anneal == "static" else anneal
             schedule = [f"anneal={anneal}"] + ([f"anneal.lam={lam:g}"] if anneal == "static" else [])
             for seed in spec.seeds:
+                if seeds is not None and int(seed) not in seeds:
+                    continue
                 jobs.append(Job(divergence, anneal, lam, int(seed), str(out / divergence / f"{name}_seed{seed}"),
                                 [*base, f"divergence={divergence}", *schedule, f"seed={seed}", *extra]))
     return jobs
@@ -142,112 +142,79 @@ def fabricated_root(spec: SweepSpec, out: Path) -> Path:
     return root if root.is_absolute() else (Path(out) / root).absolute()
 
 
-# What to do with one run, from its files alone -----------------------------------------------------------
+# What each job's folder holds ----------------------------------------------------------------------------
 
-def evaluated(path: Path, spec: SweepSpec) -> bool:
+def evaluated(path: Path, metrics: str | None) -> bool:
+    """Whether eval.json holds every metric asked for (no evaluation asked: True)."""
     import json
 
-    if not spec.evaluate:
+    if not metrics:
         return True
     try:
         numbers = json.loads((path / "eval.json").read_text())["fidelity"]["metrics"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
     wanted = {"is": "is_mean", "fid": "fid", "kid": "kid_mean"}
-    names = [m.strip() for m in str(spec.evaluate.get("metrics", "is,fid")).split(",") if m.strip()]
+    names = [m.strip() for m in str(metrics).split(",") if m.strip()]
     return all(wanted[m] in numbers for m in names if m in wanted)
 
 
-def next_action(job: Job, spec: SweepSpec, retry_failed: bool = False) -> str:
-    """train | resume | evaluate | skip | skip-failed (see the module docstring)."""
+def next_action(job: Job, spec: SweepSpec) -> str:
+    """train | resume | evaluate | skip | stale | failed | diverged | busy: what launching this job will do."""
+    from gan_anneal.config import compose
+    from gan_anneal.results.continuation import NothingToDo, plan_start
     from gan_anneal.results.rundir import RunDir
 
     run = RunDir(job.path)
-    status = run.read_summary().get("status") if run.exists() else None
-    if status is None:
+    if not run.exists():
         return "train"
-    if status in ("running", "interrupted"):
-        return "resume" if run.checkpoint.is_file() else "train"
-    if status == "done":
-        return "skip" if evaluated(run.path, spec) else "evaluate"
-    if status == "failed":
-        return "train" if retry_failed else "skip-failed"
-    return "skip"  # diverged
+    try:
+        start = plan_start(run, compose(job.overrides), writer_alive=run.writer_alive())
+    except UserError as error:
+        return "busy" if "right now" in str(error) else "stale"
+    except NothingToDo as nothing:
+        if nothing.outcome != "done":
+            return nothing.outcome
+        return "skip" if evaluated(run.path, (spec.evaluate or {}).get("metrics")) else "evaluate"
+    return "resume" if start.resume else "train"
 
 
-def _clear(path: Path) -> None:
-    """Before training afresh in an old run folder: drop what the last attempt left."""
-    for name in ("metrics.jsonl", "summary.json", "eval.json", "error.txt", "eval_error.txt"):
+def clear_run(path: Path) -> None:
+    """--retry: drop what a stale or failed attempt left, so the job trains afresh."""
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "eval.json", "error.txt", "eval_error.txt",
+                 "train.log"):
         (path / name).unlink(missing_ok=True)
     shutil.rmtree(path / "checkpoints", ignore_errors=True)
 
 
-def run_job(task: dict) -> dict:
-    """Train (or resume) one run, then evaluate it. Top level, so a process pool can run it."""
-    started = time.perf_counter()
-    spec = SweepSpec(**task["spec"])
-    job = Job(**task["job"])
-    action = task["action"]
-    path = Path(job.path)
-    threads = task.get("threads")
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
-    if spec.fabricate:
-        from gan_anneal.experiments.fabricated import accept_fabricated_cifar10
-
-        accept_fabricated_cifar10()
-    from gan_anneal import runner
-
-    quiet, runner.console.quiet = runner.console.quiet, bool(task.get("quiet", True))  # the sweep reports each run
-    try:
-        return _run_job(task, spec, job, action, path, started)
-    finally:
-        runner.console.quiet = quiet
+def evaluation_overrides(spec: SweepSpec) -> list[str]:
+    """The sweep's evaluation as the jobs' own `evaluate.*` settings: each job evaluates after training."""
+    if not spec.evaluate:
+        return []
+    settings = [f"evaluate.{k}={v}" for k, v in spec.evaluate.items() if k in EVAL_KEYS and v is not None]
+    return [*settings, "evaluate.after_training=true"]
 
 
-def _run_job(task: dict, spec: SweepSpec, job: Job, action: str, path: Path, started: float) -> dict:
-    import traceback
-
-    outcome = "done"
-    if action in ("train", "resume"):
-        from gan_anneal.config import compose
-        from gan_anneal.runner import run_training
-
-        if action == "train" and path.exists():
-            _clear(path)
-        try:
-            cfg = compose(job.overrides)
-        except UserError as error:
-            from gan_anneal.results.rundir import RunDir
-
-            RunDir(path).update_summary(status="failed", error=str(error))
-            return {"path": job.path, "action": action, "outcome": "bad-input", "eval": None,
-                    "seconds": time.perf_counter() - started, "error": str(error)}
-        outcome = run_training(cfg, path)
-        if outcome != "done":
-            from gan_anneal.results.rundir import RunDir
-
-            error = RunDir(path).read_summary().get("error")
-            return {"path": job.path, "action": action, "outcome": outcome, "eval": None,
-                    "seconds": round(time.perf_counter() - started, 2), "error": error}
-    evaluation = None
-    if outcome == "done" and spec.evaluate:
-        evaluation = "done"
-        try:
-            from gan_anneal.evaluate.fidelity import evaluate_run, resolve_options
-
-            options = resolve_options(path, **{k: v for k, v in spec.evaluate.items() if k in EVAL_KEYS})
-            evaluate_run(path, options, log=lambda message: None)
-            (path / "eval_error.txt").unlink(missing_ok=True)
-        except KeyboardInterrupt:
-            evaluation, outcome = "interrupted", "interrupted"
-        except Exception as error:  # noqa: BLE001 -- the run stays done; the next `ganneal sweep` evaluates again
-            (path / "eval_error.txt").write_text(traceback.format_exc())
-            evaluation = f"failed: {type(error).__name__}: {error}"
-    return {"path": job.path, "action": action, "outcome": outcome, "eval": evaluation,
-            "seconds": round(time.perf_counter() - started, 2)}
+def launch_blocks(spec: SweepSpec, out: Path, extra: list[str], divergences: list[str] | None,
+                  columns: list[str] | None, seeds: list[int] | None = None) -> list[list[str]]:
+    """The grid as Hydra multirun override lists, one per cartesian block, whose job folders are plan_jobs' paths."""
+    jobs = plan_jobs(spec, out, extra, divergences, columns, seeds)
+    rows = list(dict.fromkeys(j.divergence for j in jobs))
+    seeds = ",".join(dict.fromkeys(str(j.seed) for j in jobs))
+    base = list(spec.overrides)
+    if spec.fabricate and "cifar10" in spec.fabricate:
+        base.append(f"dataset.root={fabricated_root(spec, out)}")
+    base += [*evaluation_overrides(spec), *extra, f"hydra.sweep.dir={out}"]
+    blocks = []
+    lams = list(dict.fromkeys(f"{j.lam:g}" for j in jobs if j.anneal == "static"))
+    if lams:
+        blocks.append([*base, f"divergence={','.join(rows)}", "anneal=static", f"anneal.lam={','.join(lams)}",
+                       f"seed={seeds}", "hydra.sweep.subdir=${divergence.name}/static_${anneal.lam}_seed${seed}"])
+    dynamic = list(dict.fromkeys(j.anneal for j in jobs if j.anneal != "static"))
+    if dynamic:
+        blocks.append([*base, f"divergence={','.join(rows)}", f"anneal={','.join(dynamic)}", f"seed={seeds}",
+                       "hydra.sweep.subdir=${divergence.name}/${anneal.name}_seed${seed}"])
+    return blocks
 
 
 # Prerequisites -------------------------------------------------------------------------------------------
@@ -290,22 +257,28 @@ def check_prerequisites(spec: SweepSpec, extra: list[str] = ()) -> list[str]:
 
 # The sweep -----------------------------------------------------------------------------------------------
 
+LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
+
+
 @dataclass
 class SweepReport:
     planned: int
-    actions: dict[str, int]
-    results: list[dict]
-    interrupted: bool
+    before: dict[str, int]  # what each job was going to do, counted
+    after: dict[str, str]  # job path -> status read back from its folder (done, interrupted, ...)
+    interrupted: str | None  # None, or the outcome that stopped the launch (interrupted | terminated)
 
     @property
     def exit_code(self) -> int:
+        from gan_anneal.runner import EXIT_CODES
+
         if self.interrupted:
-            return 130
-        bad = [r for r in self.results if r["outcome"] != "done" or (r["eval"] not in (None, "done"))]
-        return 1 if bad else 0
+            return EXIT_CODES[self.interrupted]
+        left = any(self.before.get(action) for action in ("stale", "failed", "busy"))  # reported, not trained
+        return 0 if not left and all(status in ("done", "diverged") for status in self.after.values()) else 1
 
 
 def write_manifest(spec: SweepSpec, out: Path, jobs: list[Job], extra: list[str]) -> None:
+    """The sweep's whole grid (never a --divergences/--columns subset), for `ganneal table`."""
     from omegaconf import OmegaConf
 
     from gan_anneal.results.rundir import atomic_write_text
@@ -317,118 +290,86 @@ def write_manifest(spec: SweepSpec, out: Path, jobs: list[Job], extra: list[str]
     atomic_write_text(out / MANIFEST, OmegaConf.to_yaml(OmegaConf.create(data)))
 
 
-def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), jobs: int = 1, retry_failed: bool = False,
-              divergences: list[str] | None = None, columns: list[str] | None = None,
-              log: Callable[[str], None] = print) -> SweepReport:
-    out = Path(out)
+def launcher_overrides(launcher: str, jobs: int) -> list[str]:
+    if launcher not in LAUNCHERS:
+        raise UserError(f"--launcher {launcher!r}: valid choices are {', '.join(LAUNCHERS)}.")
+    if launcher == "basic":
+        return []
+    chosen = [f"hydra/launcher={launcher}"]
+    if launcher == "joblib":
+        chosen.append(f"hydra.launcher.n_jobs={jobs}")
+    return chosen
+
+
+def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher: str = "basic", jobs: int = 1,
+              retry: bool = False, divergences: list[str] | None = None, columns: list[str] | None = None,
+              seeds: list[int] | None = None, log: Callable[[str], None] = print) -> SweepReport:
+    """Plan, report what each job will do, then launch the grid's blocks through Hydra with `launcher`."""
+    from gan_anneal.config import force_swept_group_keys
+
+    out = Path(out).absolute()
     extra = list(extra)
-    if jobs > 1 and not any(o.startswith("device.threads=") for o in extra):
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        extra.append(f"device.threads={threads}")  # parallel single-thread jobs beat one multi-thread job on CPU
-    planned = plan_jobs(spec, out, extra, divergences, columns)
+    planned = plan_jobs(spec, out, extra, divergences, columns, seeds)
     out.mkdir(parents=True, exist_ok=True)
-    write_manifest(spec, out, planned, extra)
+    write_manifest(spec, out, plan_jobs(spec, out, extra), extra)
     if spec.fabricate and "cifar10" in spec.fabricate:
         from gan_anneal.experiments.fabricated import write_fabricated_cifar10
 
         root = write_fabricated_cifar10(fabricated_root(spec, out),
                                         per_batch=int(spec.fabricate["cifar10"].get("per_batch", 64)))
         log(f"fabricated CIFAR-10 (random images, smoke only) in {root}")
-    actions = {job.path: next_action(job, spec, retry_failed) for job in planned}
+    actions = {job.path: next_action(job, spec) for job in planned}
+    for job in planned:
+        action = actions[job.path]
+        if action in ("stale", "failed") and retry:
+            clear_run(Path(job.path))
+            actions[job.path] = "train"
+        elif action in ("stale", "failed"):
+            why = "holds a run with other settings" if action == "stale" else "failed before"
+            log(f"  {job.label}: {why}; left as it is (pass --retry to train it afresh) — {job.path}")
     counts: dict[str, int] = {}
     for action in actions.values():
         counts[action] = counts.get(action, 0) + 1
-    log(f"sweep {spec.name}: {len(planned)} runs in {out} · " + ", ".join(f"{n} {a}" for a, n in counts.items()))
-    for job in planned:
-        if actions[job.path] == "skip-failed":
-            log(f"  {job.label}: failed before; skipped (pass --retry-failed to train it again)")
-    todo = [j for j in planned if actions[j.path] in ("train", "resume", "evaluate")]
-    spec_dict = asdict(spec)
-    tasks = [{"spec": spec_dict, "job": asdict(j), "action": actions[j.path]} for j in todo]
-    results: list[dict] = []
-    interrupted = False
-
-    def report(result: dict) -> None:
-        results.append(result)
-        evaluation = f", evaluation {result['eval']}" if result["eval"] else ""
-        error = f" — {result['error']}" if result.get("error") else ""
-        log(f"  [{len(results)}/{len(todo)}] {result['action']} {result['path']}: {result['outcome']}{evaluation} "
-            f"({result['seconds']:.1f} s){error}")
-
-    def to_keyboard_interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, to_keyboard_interrupt) if _main_thread() else None
-    try:
-        if jobs <= 1:
-            for task in tasks:
-                result = run_job(task)
-                report(result)
-                if result["outcome"] == "interrupted":
-                    interrupted = True
-                    break
-        else:
-            interrupted = _run_pool(tasks, jobs, report)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    log(f"sweep {spec.name}: {len(planned)} runs in {out} · " + ", ".join(f"{n} {a}" for a, n in counts.items())
+        + f" · launcher {launcher}" + (f" ({jobs} jobs)" if launcher == "joblib" else ""))
+    interrupted = None
+    if any(a in ("train", "resume", "evaluate") for a in actions.values()):
+        chosen = launcher_overrides(launcher, jobs)
+        for block in launch_blocks(spec, out, extra, divergences, columns, seeds):
+            interrupted = launch_multirun(force_swept_group_keys([*chosen, *block]))
+            if interrupted:
+                break
+    after = {job.path: _status(Path(job.path), spec) for job in planned}
     if interrupted:
         log("sweep interrupted: run `ganneal sweep` again to resume it (finished runs are kept).")
-    return SweepReport(len(planned), counts, results, interrupted)
+    return SweepReport(len(planned), counts, after, interrupted)
 
 
-def _main_thread() -> bool:
-    import threading
+def _status(path: Path, spec: SweepSpec) -> str:
+    from gan_anneal.results.rundir import RunDir
 
-    return threading.current_thread() is threading.main_thread()
+    status = RunDir(path).read_summary().get("status", "missing")
+    if status == "done" and not evaluated(path, (spec.evaluate or {}).get("metrics")):
+        return "not evaluated"
+    return status
 
 
-def _run_pool(tasks: list[dict], jobs: int, report: Callable[[dict], None]) -> bool:
-    """Run tasks in `jobs` fresh (spawned) processes. On SIGTERM the workers are sent SIGTERM too (a Ctrl-C
-    reaches them from the terminal): their training loops checkpoint and mark the run interrupted, and nothing
-    new starts. The signal only sets a flag here, so it never lands inside the pool's own locks."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+def launch_multirun(overrides: list[str]) -> str | None:
+    """One Hydra multirun in this process (the launcher decides where its jobs run). Returns None, or the outcome
+    that stopped it (interrupted | terminated)."""
+    import sys
 
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
-    stop = {"signal": None}
+    from gan_anneal.hydra_app import hydra_train
 
-    def on_signal(signum, frame):
-        stop["signal"] = signum
-        if signum == signal.SIGTERM:
-            for process in list(getattr(pool, "_processes", {}).values()):
-                try:
-                    os.kill(process.pid, signal.SIGTERM)
-                except OSError:
-                    pass
-
-    previous = {}
-    if _main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, on_signal)
-    pending: set = set()
-    queue = list(tasks)
-    interrupted = False
+    saved, sys.argv = sys.argv, ["ganneal", "--multirun", *overrides]
     try:
-        while queue and len(pending) < jobs:
-            pending.add(pool.submit(run_job, queue.pop(0)))
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for future in done:
-                try:
-                    result = future.result()
-                except Exception as error:  # noqa: BLE001 -- a worker killed while idle breaks the pool
-                    result = {"path": "?", "action": "?", "outcome": "interrupted" if stop["signal"] else "failed",
-                              "eval": None, "seconds": 0.0, "error": f"{type(error).__name__}: {error}"}
-                report(result)
-                interrupted |= result["outcome"] == "interrupted"
-            interrupted |= stop["signal"] is not None
-            while queue and len(pending) < jobs and not interrupted:
-                pending.add(pool.submit(run_job, queue.pop(0)))
+        hydra_train()
+    except KeyboardInterrupt as stop:
+        return getattr(stop, "outcome", "interrupted")
+    except SystemExit as error:  # Hydra reports a launcher failure by exiting
+        if error.code not in (0, None):
+            raise UserError(f"the Hydra launch failed (exit {error.code}); run with HYDRA_FULL_ERROR=1 to see why.") \
+                from None
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        pool.shutdown(wait=True, cancel_futures=True)
-    return interrupted
+        sys.argv = saved
+    return None

@@ -51,11 +51,11 @@ def build_data_score(cfg: DictConfig, target: Target, data_shape, device, log):
             raise UserError(f"score=exact needs an analytic density, and dataset '{cfg.dataset.name}' has none. "
                             "Use score=dsm.")
         sigma = float(settings.get("smoothing") or 0.0)
-        if sigma > 0:
-            if not hasattr(target, "smoothed"):
-                raise UserError(f"score.smoothing needs a target with a closed-form smoothed density; "
-                                f"'{cfg.dataset.name}' has none. Use score.smoothing=0 or score=dsm.")
+        if sigma > 0 and hasattr(target, "smoothed"):
             target = target.smoothed(sigma)
+        elif sigma > 0:  # an energy: its density is the input, not data a score is estimated from
+            log(f"score: '{cfg.dataset.name}' has no closed-form smoothed density; using its exact score "
+                f"(score.smoothing={sigma} applies to the mixtures)")
         return ExactScore(target.log_prob)
     if name == "dsm":
         cache_dir = settings.pop("cache_dir", None) or default_cache_dir()

@@ -41,18 +41,36 @@ def finite_state(exp: Experiment) -> bool:
     return all(bool(torch.isfinite(p).all()) for m in (exp.generator, exp.critic) for p in m.parameters())
 
 
+def preemption_signal() -> signal.Signals | None:
+    """The signal a cluster scheduler sends before preempting or timing out a job, when something (submitit's job
+    environment) has a handler for it: submitit's $SUBMITIT_PREEMPT_SIGNAL, USR2 by default."""
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    sig = getattr(signal, f"SIG{name}", None) if hasattr(signal, "SIGUSR2") else None
+    if sig is None or signal.getsignal(sig) in (signal.SIG_DFL, signal.SIG_IGN, None):
+        return None
+    return sig
+
+
 @contextmanager
 def stop_on_signals(flag: dict):
-    """Turn SIGINT/SIGTERM into a flag the loop checks between steps, so the checkpoint is consistent."""
+    """Turn SIGINT/SIGTERM into a flag the loop checks between steps, so the checkpoint is consistent.
+
+    A preemption signal with a handler already installed (submitit's requeue) is chained: the loop checkpoints
+    first, then hands the signal on (`flag["then"]`), so the requeued job resumes from this very step."""
 
     def handler(signum, frame):
         if flag.get("stop"):  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         flag["stop"] = signal.Signals(signum).name
+        if signum in chained:
+            flag["then"] = (chained[signum], signum)
 
-    previous = {}
+    previous, chained = {}, {}
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        preempt = preemption_signal()
+        if preempt is not None:
+            chained[preempt] = signal.getsignal(preempt)
+        for sig in (signal.SIGINT, signal.SIGTERM, *chained):
             previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread (e.g. some launchers): no handlers, nothing to restore
         previous = {}
@@ -280,6 +298,10 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
                 save(step)
                 run.update_summary(status="interrupted")
                 run.log(f"stopped by {flag.get('stop', 'request')} at step {step}; checkpoint written")
+                if "then" in flag:  # e.g. submitit's requeue on preemption; it exits this process
+                    chained_handler, signum = flag["then"]
+                    run.release_lock()
+                    chained_handler(signum, None)
                 raise TrainingInterrupted(f"stopped by {flag.get('stop', 'request')} at step {step}; checkpoint "
                                           "written. Re-run the same command to continue.", flag.get("stop"))
     save(total)
