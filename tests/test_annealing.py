@@ -214,7 +214,7 @@ def test_gibbs_optimum_at_a_small_budget(tmp_path):
     from gan_anneal.experiments.gibbs import run_gibbs_check
 
     grid = [("likelihood", "entropy", 3.0), ("likelihood", "entropy", -1.0), ("entropy", "entropy", 1.0)]
-    rows = run_gibbs_check(tmp_path, grid=grid, steps=800, jobs=1)
+    rows = run_gibbs_check(tmp_path, grid=grid, steps=800, jobs=2)  # two single-thread processes
     measured = {(r.regularizer, r.lam): r for r in rows}
     assert all(r.status == "done" for r in rows)
     assert measured[("likelihood", 3.0)].predicted_var == pytest.approx(0.25)
@@ -242,3 +242,25 @@ def test_snapshot_metrics_feed_the_learning_dynamics_plot(train_run, tmp_path):
     assert out.stat().st_size > 1000
     result = CliRunner().invoke(app, ["curves", *runs, "-k", "eval/nope"])
     assert result.exit_code == 2 and "Logged:" in result.output
+
+
+def test_normalised_surrogate_is_a_unit_force_whatever_the_score_scale():
+    """regularizer.normalize: the per-sample force w·S/mean‖S‖ does not depend on the score's scale (a σ = 0.05
+    mixture's score is ~100× a critic's input gradient), and the running norm is saved for an exact resume."""
+    from gan_anneal.objectives.regularizers import Regularizer
+
+    x = torch.randn(256, 2, requires_grad=True)
+    forces = []
+    for scale in (1.0, 400.0):
+        reg = Regularizer("likelihood", normalize=True, data_score=lambda v, s=scale: -s * v)
+        (grad,) = torch.autograd.grad(reg.surrogate(x, 1.0, 0.0), x)
+        forces.append(grad * len(x))  # the batch mean divides each sample's force by the batch size
+        assert float(forces[-1].norm(dim=1).mean()) == pytest.approx(1.0, rel=1e-5)
+        state = reg.state_dict()
+        again = Regularizer("likelihood", normalize=True)
+        again.load_state_dict(state)
+        assert again.score_norms == reg.score_norms
+    assert torch.allclose(forces[0], forces[1], atol=1e-6)
+    plain = Regularizer("likelihood", data_score=lambda v: -400.0 * v)
+    (grad,) = torch.autograd.grad(plain.surrogate(x, 1.0, 0.0), x)
+    assert float((grad * len(x)).norm(dim=1).mean()) > 100  # unnormalised: the raw score's size

@@ -231,3 +231,31 @@ def test_cifar10_table_smoke_pipeline(tmp_path):
     assert "| RKL-GAN (tao2019) |" in table.output and "**28.9**" in table.output
     rerun = cli("sweep", "cifar10_table_smoke", "--out", str(out), "--divergences", "rkl,jsd", "--columns=0,OA")
     assert rerun.exit_code == 0 and "4 skip" in rerun.output
+
+
+def test_a_killed_joblib_sweep_started_again_redoes_no_finished_job(tmp_path):
+    out = tmp_path / "toy"
+    args = ["toy_table", "--out", str(out), "--launcher", "joblib", "--jobs", "2", "--divergences", "jsd",
+            "--columns=-0.1,0,0.1", "--seeds", "0", "train.steps=600", "train.log_every=25",
+            "train.checkpoint_every=25", "train.eval_samples=200"]
+    process = subprocess.Popen([sys.executable, "-m", "gan_anneal.cli", "sweep", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})
+    summaries = [out / "jsd" / f"static_{c}_seed0" / "summary.json" for c in ("-0.1", "0", "0.1")]
+    deadline = time.time() + 180
+    while time.time() < deadline and process.poll() is None:
+        done = [p for p in summaries if p.is_file() and json.loads(p.read_text()).get("status") == "done"]
+        if done and any((p.parent / "checkpoints" / "last.pt").is_file() for p in summaries if p not in done):
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 143, output
+    finished = {p: p.stat().st_mtime_ns for p in summaries
+                if p.is_file() and json.loads(p.read_text()).get("status") == "done"}
+    assert finished, output
+    again = cli("sweep", *args)
+    assert again.exit_code == 0, again.output
+    for path, mtime in finished.items():
+        assert path.stat().st_mtime_ns == mtime  # a finished job ended at once: nothing rewritten
+    for path in summaries:
+        assert_complete(path.parent)

@@ -2,9 +2,9 @@
 
     <root>/cifar-10-batches-py/data_batch_1..5, test_batch, batches.meta, GANNEAL_FABRICATED
 
-torchvision checks every file's MD5 against the real ones, which fabricated files cannot match.
-`accept_fabricated_cifar10()` lets that check pass for files in a folder carrying the GANNEAL_FABRICATED
-marker and for nothing else: a real copy of CIFAR-10 is still verified. Numbers made on this data mean
+torchvision checks every file's MD5 against the real ones, which fabricated files cannot match; the CIFAR-10
+loader (data/images.py) lets that check pass for files in a folder carrying the GANNEAL_FABRICATED marker and
+for nothing else, in whatever process loads them (a launcher's worker included): a real copy is still verified. Numbers made on this data mean
 nothing; they only show that the pipeline runs.
 """
 
@@ -13,7 +13,9 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-MARKER = "GANNEAL_FABRICATED"
+from gan_anneal.data.images import FABRICATED_MARKER as MARKER
+from gan_anneal.data.images import accept_fabricated_cifar10  # noqa: F401 (benchmarks import it from here)
+
 FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -41,20 +43,3 @@ def write_fabricated_cifar10(root: str | Path, per_batch: int = 64, seed: int = 
         pickle.dump({"label_names": LABELS, "num_cases_per_batch": per_batch}, f, protocol=2)
     (folder / MARKER).write_text("Fabricated by ganneal for smoke runs: random images, not CIFAR-10.\n")
     return root
-
-
-def accept_fabricated_cifar10() -> None:
-    """Let torchvision's MD5 check pass for files next to a GANNEAL_FABRICATED marker (idempotent)."""
-    from torchvision.datasets import cifar
-
-    original = cifar.check_integrity
-    if getattr(original, "_ganneal_fabricated", False):
-        return
-
-    def check_integrity(fpath, md5=None):
-        if (Path(fpath).parent / MARKER).is_file():
-            return Path(fpath).is_file()
-        return original(fpath, md5)
-
-    check_integrity._ganneal_fabricated = True
-    cifar.check_integrity = check_integrity

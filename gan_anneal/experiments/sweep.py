@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,9 +111,7 @@ def plan_jobs(spec: SweepSpec, out: str | Path, extra: list[str] = (), divergenc
     unknown = [c for c in (wanted_columns or []) if c not in known]
     if unknown:
         raise UserError(f"--columns: {', '.join(unknown)} not in sweep {spec.name} ({', '.join(known)}).")
-    base = list(spec.overrides)
-    if spec.fabricate and "cifar10" in spec.fabricate:
-        base.append(f"dataset.root={fabricated_root(spec, out)}")
+    base = shared_overrides(spec, out)
     jobs = []
     for divergence in spec.divergences:
         if not _keep(divergence, divergences):
@@ -127,6 +127,14 @@ def plan_jobs(spec: SweepSpec, out: str | Path, extra: list[str] = (), divergenc
                 jobs.append(Job(divergence, anneal, lam, int(seed), str(out / divergence / f"{name}_seed{seed}"),
                                 [*base, f"divergence={divergence}", *schedule, f"seed={seed}", *extra]))
     return jobs
+
+
+def shared_overrides(spec: SweepSpec, out: str | Path) -> list[str]:
+    """What every job of the sweep shares: its overrides, the fabricated data's root, its evaluation settings."""
+    base = list(spec.overrides)
+    if spec.fabricate and "cifar10" in spec.fabricate:
+        base.append(f"dataset.root={fabricated_root(spec, Path(out))}")
+    return [*base, *evaluation_overrides(spec)]
 
 
 def _is_number(text: Any) -> bool:
@@ -191,7 +199,10 @@ def evaluation_overrides(spec: SweepSpec) -> list[str]:
     """The sweep's evaluation as the jobs' own `evaluate.*` settings: each job evaluates after training."""
     if not spec.evaluate:
         return []
-    settings = [f"evaluate.{k}={v}" for k, v in spec.evaluate.items() if k in EVAL_KEYS and v is not None]
+    def value(v):  # quoted, so that 'is,fid' stays one value rather than a sweep over two
+        return f"'{v}'" if isinstance(v, str) else v
+
+    settings = [f"evaluate.{k}={value(v)}" for k, v in spec.evaluate.items() if k in EVAL_KEYS and v is not None]
     return [*settings, "evaluate.after_training=true"]
 
 
@@ -201,10 +212,7 @@ def launch_blocks(spec: SweepSpec, out: Path, extra: list[str], divergences: lis
     jobs = plan_jobs(spec, out, extra, divergences, columns, seeds)
     rows = list(dict.fromkeys(j.divergence for j in jobs))
     seeds = ",".join(dict.fromkeys(str(j.seed) for j in jobs))
-    base = list(spec.overrides)
-    if spec.fabricate and "cifar10" in spec.fabricate:
-        base.append(f"dataset.root={fabricated_root(spec, out)}")
-    base += [*evaluation_overrides(spec), *extra, f"hydra.sweep.dir={out}"]
+    base = [*shared_overrides(spec, out), *extra, f"hydra.sweep.dir={out}"]
     blocks = []
     lams = list(dict.fromkeys(f"{j.lam:g}" for j in jobs if j.anneal == "static"))
     if lams:
@@ -354,6 +362,47 @@ def _status(path: Path, spec: SweepSpec) -> str:
     return status
 
 
+def _children(pid: int) -> list[int]:
+    """The live child processes of `pid` (Linux /proc; empty elsewhere)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+@contextmanager
+def forward_stop_signals(received: dict):
+    """SIGINT/SIGTERM reach a launcher's worker processes (joblib's) too, so the jobs running there checkpoint
+    and stop as they would in this process; nothing new is launched. In-process jobs install their own handlers."""
+    def handler(signum, frame):
+        received["signal"] = signum
+        children = _children(os.getpid())
+        if not children:  # between two in-process jobs: stop launching
+            raise KeyboardInterrupt
+        for child in children:
+            try:
+                os.kill(child, signum)
+            except OSError:
+                pass
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread
+        previous = {}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def launch_multirun(overrides: list[str]) -> str | None:
     """One Hydra multirun in this process (the launcher decides where its jobs run). Returns None, or the outcome
     that stopped it (interrupted | terminated)."""
@@ -362,10 +411,18 @@ def launch_multirun(overrides: list[str]) -> str | None:
     from gan_anneal.hydra_app import hydra_train
 
     saved, sys.argv = sys.argv, ["ganneal", "--multirun", *overrides]
+    received: dict = {}
     try:
-        hydra_train()
+        with forward_stop_signals(received):
+            hydra_train()
     except KeyboardInterrupt as stop:
+        if received.get("signal") == signal.SIGTERM:
+            return "terminated"
         return getattr(stop, "outcome", "interrupted")
+    except Exception:  # a worker the signal reached between two jobs ends the launcher's pool
+        if received:
+            return "terminated" if received["signal"] == signal.SIGTERM else "interrupted"
+        raise
     except SystemExit as error:  # Hydra reports a launcher failure by exiting
         if error.code not in (0, None):
             raise UserError(f"the Hydra launch failed (exit {error.code}); run with HYDRA_FULL_ERROR=1 to see why.") \

@@ -97,11 +97,17 @@ class Regularizer:
     a run whose λ never goes negative trains no model score.
     """
 
-    def __init__(self, name: str = "none", negative: str = "entropy", data_score=None, model_score=None):
+    def __init__(self, name: str = "none", negative: str = "entropy", data_score=None, model_score=None,
+                 normalize: bool = False, momentum: float = 0.99):
         if name not in WEIGHT_MAPS:
             raise UserError(f"Unknown regularizer '{name}'. Valid choices: {', '.join(WEIGHT_MAPS)}.")
         self.name, self.negative = name, check_negative(negative)
         self.data_score, self.model_score = data_score, model_score
+        # regularizer.normalize (DESIGN open point O7): divide each term by the running mean of its score's
+        # per-sample norm, so that w is a force in the units of a critic whose input gradient is O(1). λ then
+        # weighs forces; β = 1 + λ no longer holds.
+        self.normalize, self.momentum = normalize, momentum
+        self.score_norms = {"lik": 0.0, "ent": 0.0}
 
     def weights(self, lam: float) -> Weights:
         return WEIGHT_MAPS[self.name](lam, self.negative)
@@ -125,15 +131,27 @@ class Regularizer:
         """w_lik·R_lik + w_ent·R_ent, asking only the score models whose weight is non-zero."""
         total = fake.new_zeros(())
         if w_lik:
-            total = total + w_lik * score_surrogate(fake, self.data_score(fake))
+            total = total + w_lik * self._term("lik", fake, self.data_score(fake))
         if w_ent:
-            total = total - w_ent * score_surrogate(fake, self.model_score(fake))
+            total = total - w_ent * self._term("ent", fake, self.model_score(fake))
         return total
 
+    def _term(self, key: str, fake: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+        value = score_surrogate(fake, score)
+        if not self.normalize:
+            return value
+        norm = float(score.detach().flatten(1).norm(dim=1).mean())  # one host sync, on regularised steps only
+        previous = self.score_norms[key]
+        self.score_norms[key] = norm if previous == 0 else self.momentum * previous + (1 - self.momentum) * norm
+        return value / max(self.score_norms[key], 1e-12)
+
     def state_dict(self) -> dict:
-        return self.model_score.state_dict() if self.model_score is not None else {}
+        state = self.model_score.state_dict() if self.model_score is not None else {}
+        return {**state, "score_norms": dict(self.score_norms)} if self.normalize else state
 
     def load_state_dict(self, state: dict) -> None:
+        state = dict(state or {})
+        self.score_norms.update(state.pop("score_norms", {}))
         if self.model_score is not None and state:
             self.model_score.load_state_dict(state)
 

@@ -216,6 +216,8 @@ class RunDir:
 
     def truncate_metrics(self, last_step: int) -> None:
         """On resume, forget records logged after the checkpoint (and any torn line): they will be logged again."""
+        if not (self.path / "metrics.jsonl").exists():
+            return
         kept = [r for r in self.read_metrics() if r["step"] <= last_step]
         atomic_write_text(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
 

@@ -67,7 +67,8 @@ def build_data_score(cfg: DictConfig, target: Target, data_shape, device, log):
 def build_regularizer(cfg: DictConfig, target: Target, data_shape, device, schedule: Schedule, log) -> Regularizer:
     """The regulariser with the score models of the terms its schedule ever weights, and no others."""
     name = cfg.regularizer.name if cfg.anneal.name != "none" else "none"
-    regularizer = Regularizer(name, cfg.anneal.get("negative", "entropy"))
+    regularizer = Regularizer(name, cfg.anneal.get("negative", "entropy"),
+                              normalize=bool(cfg.regularizer.get("normalize", False)))
     total = cfg.train.steps
     uses_likelihood, uses_entropy = regularizer.terms_used(schedule(step, total) for step in range(total))
     if uses_likelihood:
