@@ -424,6 +424,8 @@ def launch_multirun(overrides: list[str]) -> str | None:
             return "terminated" if received["signal"] == signal.SIGTERM else "interrupted"
         raise
     except SystemExit as error:  # Hydra reports a launcher failure by exiting
+        if received:  # the failure was the stop we forwarded to the workers
+            return "terminated" if received["signal"] == signal.SIGTERM else "interrupted"
         if error.code not in (0, None):
             raise UserError(f"the Hydra launch failed (exit {error.code}); run with HYDRA_FULL_ERROR=1 to see why.") \
                 from None
