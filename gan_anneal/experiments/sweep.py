@@ -390,17 +390,10 @@ def forward_stop_signals(received: dict):
             except OSError:
                 pass
 
-    previous = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread
-        previous = {}
-    try:
+    from gan_anneal.train.loop import signal_handlers
+
+    with signal_handlers((signal.SIGINT, signal.SIGTERM), handler):
         yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def launch_multirun(overrides: list[str]) -> str | None:

@@ -65,12 +65,20 @@ def stop_on_signals(flag: dict):
         if signum in chained:
             flag["then"] = (chained[signum], signum)
 
-    previous, chained = {}, {}
+    chained = {}
+    preempt = preemption_signal()
+    if preempt is not None:
+        chained[preempt] = signal.getsignal(preempt)
+    with signal_handlers((signal.SIGINT, signal.SIGTERM, *chained), handler):
+        yield
+
+
+@contextmanager
+def signal_handlers(signals, handler):
+    """`handler` for these signals inside the block, the previous handlers restored after it."""
+    previous = {}
     try:
-        preempt = preemption_signal()
-        if preempt is not None:
-            chained[preempt] = signal.getsignal(preempt)
-        for sig in (signal.SIGINT, signal.SIGTERM, *chained):
+        for sig in signals:
             previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread (e.g. some launchers): no handlers, nothing to restore
         previous = {}
