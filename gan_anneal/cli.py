@@ -11,7 +11,6 @@ import typer
 
 app = typer.Typer(
     add_completion=False,
-    no_args_is_help=True,
     rich_markup_mode="rich",
     help="ganneal: GAN experiments with variational annealing (Tao et al., 2019) and boundary-seeking "
     "GANs (Hjelm et al., 2018).",
@@ -19,9 +18,36 @@ app = typer.Typer(
 
 
 
-@app.callback()
-def _root() -> None:
+def _version_line() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    try:
+        ours = version("ganneal")
+    except PackageNotFoundError:
+        ours = "(not installed)"
+    cuda = (f"CUDA {torch.version.cuda}, {torch.cuda.device_count()} GPU(s) visible" if torch.cuda.is_available()
+            else f"CUDA {torch.version.cuda or 'not built'}, no GPU visible")
+    return f"ganneal {ours} · torch {torch.__version__} · {cuda} · Python {sys.version.split()[0]}"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(_version_line())
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the versions of ganneal, torch and CUDA, and exit."),
+) -> None:
     """ganneal: GAN experiments with variational annealing and boundary-seeking GANs."""
+    if ctx.invoked_subcommand is None:  # bare `ganneal`: the help, and success
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
 
 
 OVERRIDES_HELP = "Hydra overrides, e.g. divergence=rkl anneal=oa train.steps=2000 (sweeps with -m: seed=0,1,2)."
@@ -62,7 +88,17 @@ def _expand_resume(overrides: list[str], multirun: bool) -> list[str]:
     return [*original, *pinned, *rest]
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def _groups_epilog() -> str:
+    from gan_anneal.config import default_choices, group_options
+
+    defaults = default_choices()
+    lines = [f"{group}: " + ", ".join(f"{o}*" if o == defaults.get(group) else o for o, _ in options)
+             for group, options in group_options().items()]
+    return ("Config groups (* the default; `ganneal configs` describes each option):\n\n" + "\n\n".join(lines)
+            + "\n\nHydra's own flags: --info TOPIC, --hydra-help.")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, epilog=_groups_epilog())
 def train(
     overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
     multirun: bool = typer.Option(False, "--multirun", "-m", help="Run a sweep through Hydra's launcher."),
@@ -74,7 +110,11 @@ def train(
     from gan_anneal.config import force_swept_group_keys, validate_cli_overrides
     from gan_anneal.errors import UserError
 
-    overrides = _expand_resume(list(overrides or []), multirun)
+    overrides, hydra_flags = _hydra_flags(list(overrides or []))
+    if "--hydra-help" in hydra_flags:
+        _call_hydra(["ganneal", "--hydra-help"])
+        return
+    overrides = _expand_resume(overrides, multirun)
     try:
         first = validate_cli_overrides(overrides, multirun)
     except UserError as error:
@@ -87,7 +127,7 @@ def train(
 
     started = time.time()
 
-    from gan_anneal.hydra_app import OUTCOMES, hydra_train
+    from gan_anneal.hydra_app import OUTCOMES
     from gan_anneal.runner import EXIT_CODES
 
     argv = ["ganneal"]
@@ -95,14 +135,12 @@ def train(
         argv.append("--multirun")
     if cfg:
         argv += ["--cfg", cfg] + (["--resolve"] if resolve else [])
-    saved_argv, sys.argv = sys.argv, argv + overrides
+    argv += hydra_flags
     try:
-        hydra_train()
+        _call_hydra(argv + overrides)
     except KeyboardInterrupt as stop:  # a job checkpointed and stopped (hydra_app.SweepInterrupted), or Ctrl-C
         raise typer.Exit(EXIT_CODES.get(getattr(stop, "outcome", "interrupted"), 130)) from None
-    finally:
-        sys.argv = saved_argv
-    if cfg:
+    if cfg or hydra_flags:
         return
     if multirun:  # joblib/submitit jobs run in other processes: read their summary.json files
         from gan_anneal.results.collect import sweep_outcomes
@@ -110,8 +148,50 @@ def train(
         outcomes = sweep_outcomes(sweep_dir, since=started)
         _report_sweep(outcomes)
         typer.echo(f"sweep directory: {sweep_dir}")
+        if outcomes and all(o == "bad-input" for o in outcomes):
+            raise typer.Exit(2)
         raise typer.Exit(1 if any(o != "done" for o in outcomes) else 0)
     raise typer.Exit(max((EXIT_CODES[o] for o in OUTCOMES), default=0))
+
+
+INFO_TOPICS = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+TRAIN_FLAGS = ("-m/--multirun, --cfg job|hydra|all, --resolve, --info TOPIC (" + ", ".join(INFO_TOPICS) + "), "
+               "--hydra-help, --help")
+
+
+def _hydra_flags(args: list[str]) -> tuple[list[str], list[str]]:
+    """Split Hydra's own flags that `train` passes on (--info [topic], --hydra-help) from the overrides; any
+    other word that starts with '-' is refused here, in one line, rather than by Hydra's override lexer."""
+    overrides, flags = [], []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--hydra-help":
+            flags.append(arg)
+        elif arg == "--info" or arg.startswith("--info="):
+            topic = arg.split("=", 1)[1] if "=" in arg else None
+            if topic is None and i + 1 < len(args) and "=" not in args[i + 1] and not args[i + 1].startswith("-"):
+                topic, i = args[i + 1], i + 1
+            if topic is not None and topic not in INFO_TOPICS:
+                fail(f"--info {topic}: valid topics are {', '.join(INFO_TOPICS)}.")
+            flags += ["--info"] + ([topic] if topic else [])
+        elif arg.startswith("-"):  # no Hydra override starts with '-' (~key, +key and key=-1 do not)
+            fail(f"`ganneal train` has no option {arg}. It takes Hydra overrides (key=value, ~key, +key=value) "
+                 f"and {TRAIN_FLAGS}.")
+        else:
+            overrides.append(arg)
+        i += 1
+    return overrides, flags
+
+
+def _call_hydra(argv: list[str]) -> None:
+    from gan_anneal.hydra_app import hydra_train
+
+    saved_argv, sys.argv = sys.argv, argv
+    try:
+        hydra_train()
+    finally:
+        sys.argv = saved_argv
 
 
 def _pin_sweep_dir(overrides: list[str], first) -> tuple[list[str], str]:
@@ -121,6 +201,35 @@ def _pin_sweep_dir(overrides: list[str], first) -> tuple[list[str], str]:
         return overrides, given[-1].strip("'\"")
     sweep_dir = str(first.hydra.sweep.dir)
     return [*overrides, f"hydra.sweep.dir='{sweep_dir}'"], sweep_dir
+
+
+@app.command()
+def configs(
+    group: Optional[str] = typer.Argument(None, help="One group (dataset, divergence, anneal, ...); default: all."),
+) -> None:
+    """List the config groups, their options (the default marked) and what each is; `experiment=` options set
+    several groups at once. [dim]Example: ganneal configs divergence[/]"""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gan_anneal.config import default_choices, group_options
+
+    groups = group_options()
+    if group is not None and group not in groups:
+        fail(f"No config group {group!r}. Groups: {', '.join(groups)}.")
+    defaults = default_choices()
+    table = Table(show_header=True, header_style="bold", show_lines=False)
+    for column in ("group", "option", "what it is"):
+        table.add_column(column, overflow="fold")
+    for name, options in groups.items():
+        if group is not None and name != group:
+            continue
+        for i, (option, description) in enumerate(options):
+            marked = f"[bold]{option}[/] (default)" if option == defaults.get(name) else option
+            table.add_row(name if i == 0 else "", marked, description, end_section=i == len(options) - 1)
+    Console().print(table)
+    Console().print("[dim]Choose with GROUP=OPTION (ganneal train dataset=grid25 divergence=rkl); see an option's "
+                    "keys with ganneal train GROUP=OPTION --cfg job.[/]")
 
 
 @app.command()
@@ -138,6 +247,8 @@ def schedule(
     from gan_anneal.experiments.schedule_plot import plot_schedules, schedule_curves
 
     overrides = list(overrides or [])
+    if plot:
+        _check_output_path(plot, PLOT_SUFFIXES, "--plot")
     try:
         cfg = compose(overrides)
         names = ["pma", "nma", "oa"] if compare else [cfg.anneal.name]
@@ -169,6 +280,7 @@ def curves(
     from gan_anneal.errors import UserError
     from gan_anneal.experiments.curves import plot_curves
 
+    _check_output_path(out, PLOT_SUFFIXES, "curves")
     if label and len(label) != len(run_dirs):
         fail(f"--label was given {len(label)} times for {len(run_dirs)} runs; give one per run or none.")
     try:
@@ -232,6 +344,7 @@ def figure(
         fail(f"Unknown figure '{kind}'. Valid choices: kidney.")
     if samples < 1:
         fail(f"--samples must be a positive integer, got {samples}.")
+    _check_output_path(out, PLOT_SUFFIXES, "figure")
     from gan_anneal.errors import UserError
     from gan_anneal.evaluate.energy_figure import energy_figure
 
@@ -444,10 +557,12 @@ def table(
 
     from gan_anneal.errors import UserError
     from gan_anneal.results.collect import collect_runs, planned_evaluation, planned_grid
-    from gan_anneal.results.table import FORMATS, build_tables, default_metrics, render
+    from gan_anneal.results.table import FORMATS, build_tables, check_metrics, default_metrics, render
 
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: valid are {', '.join(FORMATS)}.")
+    if out:
+        _check_output_path(out, TABLE_SUFFIXES[fmt], f"--format {fmt}")
     if not Path(runs_dir).is_dir():
         fail(f"'{runs_dir}' is not a folder. Pass the folder holding the run directories (e.g. runs/cifar10_table).")
     records = collect_runs(runs_dir)
@@ -460,6 +575,8 @@ def table(
             from gan_anneal.results.reference import load_reference
 
             ref = load_reference(reference)
+        if metric:
+            check_metrics(list(metric), records)
         images = planned_evaluation(runs_dir)
         tables = build_tables(records, list(metric or default_metrics(records, images)), reference=ref,
                               planned=planned, digits=digits)
@@ -475,14 +592,31 @@ def table(
         console = Console(width=max(console.width, text_width(tables)))  # a cut table is useless; let it wrap
         for t in rich_tables(tables):
             console.print(t)
-        stand_in = [r for r in records if r.extractor_stand_in]
-        if stand_in:
-            console.print(f"[bold yellow]{len(stand_in)} run(s) evaluated with a stand-in extractor: not Inception "
-                          "numbers.[/]")
     else:
         typer.echo(text, nl=False)
     if out:
         Path(out).write_text(text)
+        typer.echo(f"written: {out}", err=True)
+
+
+TABLE_SUFFIXES = {"rich": (".txt",), "markdown": (".md", ".txt"), "csv": (".csv", ".txt"), "latex": (".tex", ".txt")}
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def _check_output_path(path: str, suffixes: tuple[str, ...], what: str) -> None:
+    """Before any work: the file's folder exists and is writable, and its suffix fits what will be written."""
+    from gan_anneal.config import first_writable_problem
+
+    target = Path(path).expanduser()
+    if target.is_dir():
+        fail(f"--out {path} is a folder; give a file name, e.g. {Path(path) / ('out' + suffixes[0])}.")
+    if target.suffix.lower() not in suffixes:
+        fail(f"--out {path}: {what} writes {' or '.join(suffixes)} files; give a name ending in one of them.")
+    if not target.parent.is_dir():
+        fail(f"--out {path}: the folder {target.parent} does not exist. Create it first (mkdir -p {target.parent}).")
+    problem = first_writable_problem(str(target.parent))
+    if problem:
+        fail(f"--out {path}: {problem}.")
 
 
 def main() -> None:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import re
 import tempfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from gan_anneal.errors import UserError
+from gan_anneal.schema import check_settings
 
 CONF_DIR = (Path(__file__).resolve().parent / "conf").as_posix()
 
@@ -91,21 +93,8 @@ class Schema:
 
 ConfigStore.instance().store(name="ganneal_schema", node=Schema)
 
-POSITIVE_TRAIN_KEYS = ("steps", "batch_size", "n_critic", "g_steps", "log_every", "checkpoint_every",
-                       "eval_samples", "snapshot_samples")
-
-
 def check_values(cfg: DictConfig) -> None:
-    """Range checks a type system cannot express."""
-    for key in POSITIVE_TRAIN_KEYS:
-        if cfg.train[key] < 1:
-            raise UserError(f"train.{key} must be a positive integer, got {cfg.train[key]}.")
-    if cfg.train.sample_every < 0:
-        raise UserError(f"train.sample_every must be ≥ 0 (0 turns snapshots off), got {cfg.train.sample_every}.")
-    if cfg.optim.decay not in ("none", "linear"):
-        raise UserError(f"optim.decay must be 'none' or 'linear', got '{cfg.optim.decay}'.")
-    if cfg.optim.lr_g <= 0 or cfg.optim.lr_d <= 0:
-        raise UserError("optim.lr_g and optim.lr_d must be positive.")
+    """Checks between settings that the schema (schema.py) does not express."""
     chosen = cfg.get("generator_loss")
     if chosen is not None and cfg.divergence.get("generator_loss") != chosen:
         raise UserError(f"generator_loss={chosen} applies to the f-divergence configs (divergence=bgan_* or fgan_*); "
@@ -145,8 +134,8 @@ def _valid_keys_hint(message: str, overrides: list[str]) -> str:
         return ""
 
 
-def compose(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
-    """Compose the config as `ganneal train` would, raising UserError with Hydra's message on bad input."""
+def _hydra_compose(overrides: list[str]) -> DictConfig:
+    """Hydra's composition with its own node, raising UserError with Hydra's message on bad input."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -154,13 +143,37 @@ def compose(overrides: list[str], return_hydra_config: bool = False) -> DictConf
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+            return hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
     except Exception as error:  # Hydra and OmegaConf raise many types; all are the user's input here
         message = _explain(error)
         raise UserError(message + _valid_keys_hint(message, overrides)) from None
     finally:
         GlobalHydra.instance().clear()
+
+
+@lru_cache(maxsize=64)
+def _reference(choices: tuple[tuple[str, str], ...]) -> DictConfig:
+    """The defaults of these group choices: the types and keys the schema checks a config against."""
+    return _hydra_compose([f"{group}={option}" for group, option in choices])
+
+
+def group_choices(cfg: DictConfig) -> dict[str, str]:
+    """{'dataset': 'ring8', 'experiment': 'gibbs', ...}: ganneal's config groups as chosen (Hydra's excluded)."""
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    return {g: str(o) for g, o in choices.items() if "/" not in g and g != "hydra" and o is not None
+            and (Path(CONF_DIR) / g).is_dir()}
+
+
+def compose(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
+    """Compose the config as `ganneal train` would and check every setting (schema.py); bad input raises
+    UserError with a message that names the key and what it may hold."""
+    cfg = _hydra_compose(overrides)
+    choices = group_choices(cfg)
+    check_settings(cfg, _reference(tuple(sorted(choices.items()))), groups=tuple(choices))
     check_values(cfg)
+    if not return_hydra_config:
+        with open_dict(cfg):
+            del cfg["hydra"]
     return cfg
 
 
@@ -221,6 +234,33 @@ def validate_cli_overrides(overrides: list[str], multirun: bool) -> DictConfig:
     return first
 
 
+
+
+def group_options() -> dict[str, list[tuple[str, str]]]:
+    """{group: [(option, one-line description)]} of the shipped config groups (sweeps are `ganneal sweep`'s)."""
+    groups = {}
+    for folder in sorted(Path(CONF_DIR).iterdir()):
+        if not folder.is_dir() or folder.name == "sweep":
+            continue
+        options = []
+        for file in sorted(folder.glob("*.yaml")):
+            comments = [line.lstrip("# ").strip() for line in file.read_text().splitlines()
+                        if line.startswith("#") and not line.startswith("# @package")]
+            options.append((file.stem, comments[0] if comments else ""))
+        groups[folder.name] = options
+    return groups
+
+
+def default_choices() -> dict[str, str]:
+    """The option each group takes when the command line names none (config.yaml's defaults list)."""
+    defaults = OmegaConf.load(Path(CONF_DIR) / "config.yaml").defaults
+    out = {}
+    for entry in defaults:
+        if isinstance(entry, DictConfig) or isinstance(entry, dict):
+            for key, value in entry.items():
+                if not str(key).startswith("override"):
+                    out[str(key)] = "null" if value is None else str(value)
+    return out
 
 
 def force_swept_group_keys(overrides: list[str]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gan_anneal.config import CONF_DIR
@@ -20,6 +21,10 @@ def hydra_train(cfg: DictConfig) -> str:
     if parallel_launcher_jobs(hydra_cfg) > 1 and not cfg.device.get("threads"):
         cfg.device.threads = 1  # parallel single-thread jobs beat one multi-thread job on small CPU models
     outcome = run_training(cfg, hydra_cfg.runtime.output_dir)
+    if outcome == "bad-input" and hydra_cfg.mode == RunMode.MULTIRUN:  # its folder is gone: count it here
+        from gan_anneal.results.collect import record_bad_input
+
+        record_bad_input(hydra_cfg.sweep.dir, hydra_cfg.job.override_dirname or str(hydra_cfg.job.num))
     if outcome == "done" and cfg.evaluate.get("after_training"):
         evaluate_after_training(hydra_cfg.runtime.output_dir, cfg.evaluate.metrics)
     OUTCOMES.append(outcome)

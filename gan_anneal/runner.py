@@ -53,11 +53,13 @@ def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None) -> str:
         console.print(f"[bold]{'done' if nothing.outcome == 'done' else nothing.outcome}:[/] {nothing}")
         return nothing.outcome
     had_run = run.exists()
+    discard = False
     try:
         experiment = build_experiment(cfg, log=lambda msg: console.print(f"[dim]{msg}[/]"))
         summary = train(experiment, run, start, console=console, should_stop=should_stop)
-    except UserError as error:  # the user's input: no status written, so no sweep counts it as a failed cell
+    except UserError as error:  # the user's input: no status written, and a fresh directory is removed again
         console.print(f"[bold red]error:[/] {error}")
+        discard = not had_run
         return "bad-input"
     except TrainingDiverged as error:
         console.print(f"[bold red]diverged:[/] {error}")
@@ -80,6 +82,8 @@ def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None) -> str:
         return "failed"
     finally:
         run.release_lock()
+        if discard:
+            run.discard_unstarted()
     console.print(metrics_table(summary))
     console.print(f"run directory: [bold]{run.path}[/]")
     return "done"

@@ -140,15 +140,27 @@ def test_missing_weights_name_the_file(no_weights, tmp_path):
 def test_weights_found_in_order(no_weights, tmp_path, monkeypatch):
     hub = tmp_path / "torch_home" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
-    (hub / fidelity.INCEPTION_FILE).write_bytes(b"x")
+    import torch
+
+    torch.save({"w": torch.zeros(1)}, hub / fidelity.INCEPTION_FILE)
     assert fidelity.resolve_inception_weights(None, None) == hub / fidelity.INCEPTION_FILE
     env_file = tmp_path / "env.pth"
-    env_file.write_bytes(b"y")
+    torch.save({"w": torch.ones(1)}, env_file)
     monkeypatch.setenv(fidelity.WEIGHTS_ENV, str(env_file))
     assert fidelity.resolve_inception_weights(None, None) == env_file
     assert fidelity.resolve_inception_weights(str(hub / fidelity.INCEPTION_FILE), None) == hub / fidelity.INCEPTION_FILE
     with pytest.raises(UserError, match="not a file"):
         fidelity.resolve_inception_weights(str(tmp_path / "absent.pth"), None)
+
+
+@pytest.mark.parametrize("content,needle", [(b"", "empty (0 bytes)"), (bytes(range(256)) * 4, "not a file written by torch.save")])
+def test_broken_weights_files_are_named_with_the_expected_file(no_weights, tmp_path, content, needle):
+    broken = tmp_path / "weights.pth"
+    broken.write_bytes(content)
+    with pytest.raises(UserError) as error:
+        fidelity.resolve_inception_weights(str(broken), None)
+    message = str(error.value)
+    assert needle in message and fidelity.INCEPTION_FILE in message and fidelity.file_sha256(broken)[:16] in message
     import torch.hub
 
     assert fidelity.torch_hub_dir() == __import__("pathlib").Path(torch.hub.get_dir())

@@ -31,12 +31,20 @@ from pathlib import Path
 from typing import Any
 
 from gan_anneal.errors import UserError
+from gan_anneal.kinds import dataset_kind
 
 INCEPTION = "inception-v3-compat"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 TINY = "ganneal-tiny"
 KNOWN_METRICS = ("is", "fid", "kid")
 WEIGHTS_ENV = "GANNEAL_INCEPTION_WEIGHTS"
+KIND_WORDS = {"toy": "a 2-D mixture", "energy": "an energy target", "discrete": "binary or one-hot samples",
+              "unknown": "not a data set ganneal knows as images"}
+KIND_ADVICE = {
+    "toy": "Its own metrics (modes covered, hq fraction, KL) are in summary.json: `ganneal table DIR` shows them. ",
+    "energy": "Its own metrics (KL on a grid, coverage) are in summary.json: `ganneal table DIR` shows them. ",
+    "discrete": "Its held-out metrics are in summary.json. ",
+}
 
 
 # Inception weights: found, or a clear failure, before anything heavy is imported ----------------------
@@ -60,9 +68,11 @@ def resolve_inception_weights(cli_path: str | None, config_path: str | None, dow
             if not path.is_file():
                 raise UserError(f"{source} names {path}, which is not a file. It should be torch-fidelity's "
                                 f"Inception-v3 weights, {INCEPTION_FILE} (about 91 MB).")
+            check_inception_file(path, source)
             return path
     cached = torch_hub_dir() / "checkpoints" / INCEPTION_FILE
     if cached.is_file():
+        check_inception_file(cached, "torch's hub cache")
         return cached
     if download:
         return None
@@ -73,6 +83,35 @@ def resolve_inception_weights(cli_path: str | None, config_path: str | None, dow
         f"pass --inception-weights PATH or set ${WEIGHTS_ENV}); on a machine with internet access, "
         f"--download-weights lets torch-fidelity fetch it there. For an offline smoke test only, "
         f"--extractor {TINY} uses a stand-in network whose numbers are not Inception scores.")
+
+
+INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+TORCH_LEGACY_MAGIC = bytes.fromhex("80028a0a6cfc9c46f9206aa85019")  # torch.save before the zip format
+
+
+def weights_problem(path: Path) -> str | None:
+    """Why `path` cannot be a torch weights file (empty, truncated, not a torch.save archive), or None."""
+    import zipfile
+
+    size = path.stat().st_size
+    if size == 0:
+        return "it is empty (0 bytes): an interrupted download?"
+    if zipfile.is_zipfile(path):
+        return None
+    with open(path, "rb") as f:
+        head = f.read(len(TORCH_LEGACY_MAGIC))
+    if head == TORCH_LEGACY_MAGIC:
+        return None
+    return f"it is not a file written by torch.save ({size:,} bytes, neither a zip archive nor a legacy torch pickle)"
+
+
+def check_inception_file(path: Path, source: str) -> None:
+    problem = weights_problem(path)
+    if problem:
+        raise UserError(f"{source} names {path}, but {problem}. The file expected is torch-fidelity's Inception-v3 "
+                        f"weights, {INCEPTION_FILE} (about 91 MB; the hex in its name is the start of its sha256, "
+                        f"torch hub's convention), from {INCEPTION_URL}. This file's sha256 is "
+                        f"{file_sha256(path)[:16]}….")
 
 
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
@@ -317,6 +356,13 @@ def resolve_options(run_dir: Path, *, metrics=None, num_samples=None, batch_size
         return cli if cli is not None else ev.get(key, default)
 
     names = parse_metrics(pick(metrics, "metrics", "is,fid"))
+    dataset = str((cfg.get("dataset") or {}).get("name", "?"))
+    kind = dataset_kind(dataset)
+    if names and kind != "images":
+        raise UserError(
+            f"IS, FID and KID compare images, and {run_dir} trained on dataset={dataset} ({KIND_WORDS.get(kind, kind)}). "
+            f"{KIND_ADVICE.get(kind, '')}Fresh-critic divergences apply to every run: "
+            f"ganneal evaluate {run_dir} --probe js,rkl,w.")
     extractor = str(pick(extractor, "extractor", INCEPTION))
     if extractor not in (INCEPTION, TINY):
         raise UserError(f"--extractor must be {INCEPTION} (the standard IS/FID network) or {TINY} (an offline "
@@ -337,6 +383,9 @@ def resolve_options(run_dir: Path, *, metrics=None, num_samples=None, batch_size
         weights = Path(inception_weights).expanduser()
         if not weights.is_file():
             raise UserError(f"--inception-weights names {weights}, which is not a file.")
+        problem = weights_problem(weights)
+        if problem:
+            raise UserError(f"--inception-weights names {weights}, but {problem}.")
     cache = pick(cache_dir, "cache_dir", None)
     return EvalOptions(
         metrics=names, num_samples=n, batch_size=int(pick(batch_size, "batch_size", 64)), extractor=extractor,
@@ -397,6 +446,15 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, log=print) -> dict:
 
     if options.extractor == TINY:
         register_stand_in_extractor()
+    if options.weights_path is not None and options.extractor == INCEPTION:
+        try:  # torch-fidelity's own load would fail deep inside the metric call with a pickle traceback
+            state = torch.load(options.weights_path, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict) or not state:
+                raise ValueError("not a state dict")
+        except Exception as error:  # noqa: BLE001 -- any failure to load is the file's
+            raise UserError(f"The Inception weights {options.weights_path} do not load ({type(error).__name__}: "
+                            f"{str(error)[:200]}). The file expected is {INCEPTION_FILE} (about 91 MB) from "
+                            f"{INCEPTION_URL}; this file's sha256 is {file_sha256(options.weights_path)[:16]}….") from None
     if options.weights_path is None and options.extractor == INCEPTION:  # --download-weights: fetch it first
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 

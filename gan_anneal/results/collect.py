@@ -15,6 +15,7 @@ from typing import Any
 
 DYNAMIC = ("pma", "nma", "oa")
 MANIFEST = "sweep.yaml"  # written by `ganneal sweep` at the top of its output folder: the planned grid
+BAD_INPUT_LOG = "bad_input.jsonl"  # a multirun's jobs refused for the user's input (their folders are removed)
 
 
 def column_key(anneal: str, lam: Any) -> str:
@@ -49,25 +50,30 @@ class RunRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     extractor_stand_in: bool = False  # IS/FID made with the offline stand-in extractor (smoke runs)
+    extractor: str | None = None  # the feature extractor of eval.json's numbers
+    config: dict[str, Any] = field(default_factory=dict)  # the run's settings, flattened ({'train.steps': 2000})
 
 
-def _fidelity_numbers(path: Path) -> tuple[dict[str, float], bool]:
-    """IS / FID / KID from eval.json, and whether they came from the stand-in extractor."""
+def _fidelity_numbers(path: Path) -> tuple[dict[str, float], bool, str | None]:
+    """IS / FID / KID from eval.json, whether they came from a stand-in extractor, and the extractor's name."""
     eval_json = path / "eval.json"
     if not eval_json.is_file():
-        return {}, False
+        return {}, False, None
     try:
         fidelity = json.loads(eval_json.read_text()).get("fidelity") or {}
     except (OSError, ValueError, AttributeError):
-        return {}, False
+        return {}, False, None
     numbers = fidelity.get("metrics") or {}
-    stand_in = bool(((fidelity.get("protocol") or {}).get("feature_extractor") or {}).get("stand_in"))
-    return {k: float(v) for k, v in numbers.items() if isinstance(v, (int, float))}, stand_in
+    extractor = (fidelity.get("protocol") or {}).get("feature_extractor") or {}
+    return ({k: float(v) for k, v in numbers.items() if isinstance(v, (int, float))}, bool(extractor.get("stand_in")),
+            extractor.get("name"))
 
 
 def read_run(path: Path) -> RunRecord | None:
     """One run directory as a record, or None if it is not a training run (no config.yaml)."""
     from omegaconf import OmegaConf
+
+    from gan_anneal.schema import flatten
 
     if not (path / "config.yaml").is_file():
         return None
@@ -79,13 +85,14 @@ def read_run(path: Path) -> RunRecord | None:
     anneal = cfg.get("anneal") or {}
     metrics = {k: float(v) for k, v in (summary.get("metrics") or {}).items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    fidelity, stand_in = _fidelity_numbers(path)
+    fidelity, stand_in, extractor = _fidelity_numbers(path)
     metrics.update(fidelity)
     return RunRecord(
         path=path, divergence=str((cfg.get("divergence") or {}).get("name", "?")),
         column=column_key(anneal.get("name", "none"), anneal.get("lam", 0.0)), seed=int(cfg.get("seed", 0)),
         dataset=str((cfg.get("dataset") or {}).get("name", "?")), status=str(summary.get("status", "unknown")),
-        metrics=metrics, error=summary.get("error"), extractor_stand_in=stand_in)
+        metrics=metrics, error=summary.get("error"), extractor_stand_in=stand_in, extractor=extractor,
+        config=flatten(cfg))
 
 
 def collect_runs(root: str | Path) -> list[RunRecord]:
@@ -112,7 +119,8 @@ def sweep_outcomes(sweep_dir: str | Path, since: float = 0.0) -> list[str]:
     """The status of each job of a Hydra multirun, read from the jobs' summary.json files.
 
     A job is a folder with a `.hydra/` record, changed at or after `since`; one that wrote no summary
-    (killed before training started) counts as "missing". Works for every launcher, because it reads files
+    (killed before training started) counts as "missing", a job refused for bad input (BAD_INPUT_LOG) as
+    "bad-input". Works for every launcher, because it reads files
     rather than the launching process's memory."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
@@ -128,7 +136,23 @@ def sweep_outcomes(sweep_dir: str | Path, since: float = 0.0) -> list[str]:
                             else "missing")
         except (OSError, ValueError):
             outcomes.append("unknown")
+    log = sweep_dir / BAD_INPUT_LOG
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            try:
+                if json.loads(line).get("time", 0) >= since - 1:
+                    outcomes.append("bad-input")
+            except ValueError:
+                continue
     return outcomes
+
+
+def record_bad_input(sweep_dir: str | Path, job: str, error: str = "") -> None:
+    """Note a multirun job refused for bad input, so that the sweep's report and exit code count it."""
+    import time
+
+    with open(Path(sweep_dir) / BAD_INPUT_LOG, "a") as f:
+        f.write(json.dumps({"time": time.time(), "job": job, "error": error}) + "\n")
 
 
 def planned_evaluation(root: str | Path) -> bool | None:

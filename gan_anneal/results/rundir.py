@@ -170,6 +170,24 @@ class RunDir:
         except (OSError, ValueError):
             pass
 
+    def discard_unstarted(self) -> None:
+        """Remove a directory that holds no run, only what Hydra and a refused start left (.hydra/, the lock, the
+        log), so that no table or sweep counts the user's mistake as a failed cell."""
+        if not self.path.is_dir() or self.exists() or (self.path / "summary.json").exists():
+            return
+        leftovers = {".hydra", ".lock", "train.log"}
+        if any(p.name not in leftovers for p in self.path.iterdir()):
+            return
+        import shutil
+
+        shutil.rmtree(self.path / ".hydra", ignore_errors=True)
+        for name in (".lock", "train.log"):
+            (self.path / name).unlink(missing_ok=True)
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+
     def log(self, line: str) -> None:
         """Append a line to train.log (the run's own record of what happened, for SLURM and nohup users)."""
         self.path.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,9 @@ import statistics
 from dataclasses import dataclass, field
 
 from gan_anneal.errors import UserError
+from gan_anneal.kinds import dataset_kind
 from gan_anneal.results.collect import RunRecord, column_order
+from gan_anneal.results.settings import Setting, split_settings
 
 FORMATS = ("rich", "markdown", "csv", "latex")
 DIVERGENCE_ORDER = ("rkl", "jsd", "wgan")
@@ -58,6 +60,21 @@ def metric_by_name(name: str) -> Metric:
     return Metric(name, name, name, True, 3)
 
 
+def check_metrics(names: list[str], records: list[RunRecord]) -> None:
+    """Each metric asked for must be a number some run here has (a table of 'not evaluated' answers nothing)."""
+    present = sorted(set().union(*(r.metrics for r in records))) if records else []
+    by_key = {m.key: m.name for m in METRICS.values()}
+    for name in names:
+        metric = metric_by_name(name)
+        if not records and name in METRICS:  # a planned sweep with no run yet: the layout is the answer
+            continue
+        if metric.key not in present:
+            shown = ", ".join(by_key.get(k, k) for k in present if not k.endswith("_std")) or "none"
+            hint = (" IS / FID / KID come from `ganneal evaluate RUN` (eval.json)."
+                    if metric.key in FIDELITY_KEYS else "")
+            raise UserError(f"--metric {name}: no run here has it. Metrics present: {shown}.{hint}")
+
+
 def default_metrics(records: list[RunRecord], images: bool | None = None) -> list[str]:
     """IS and FID when any run has been evaluated (or is an image run, or `images` says the sweep evaluates
     IS / FID), else the toy metrics it has."""
@@ -66,7 +83,7 @@ def default_metrics(records: list[RunRecord], images: bool | None = None) -> lis
     toy = [m for m in TOY_METRICS if any(m in r.metrics for r in records)]
     if toy:
         return toy
-    if any(r.dataset in ("cifar10", "celeba", "mnist", "image_folder", "mnist_small", "digits") for r in records):
+    if any(dataset_kind(r.dataset) == "images" for r in records):
         return list(IMAGE_METRICS)
     return list(TOY_METRICS)
 
@@ -121,61 +138,96 @@ class MetricTable:
     columns: list[str]
     rows: list[Row]
     seeds: int  # most seeds in any cell
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # printed under the table in every format
+    setting: str = ""  # what sets this table's runs apart from the folder's other tables ("dataset=grid25")
+    extractor: str = ""  # the feature extractor of its IS / FID / KID numbers, when evaluated
+
+    @property
+    def title(self) -> str:
+        return self.metric.title + (f" · {self.setting}" if self.setting else "")
 
 
 def _mark_best(row: Row, metric: Metric) -> None:
-    scored = [(c.mean, key) for key, c in row.cells.items() if c.mean is not None and math.isfinite(c.mean)]
-    if len(scored) < 2:
+    """Mark the best cells of a row by the value as displayed: every cell tied at the shown precision, or none
+    when all are tied (then no cell is better than another)."""
+    shown = {key: round(c.mean, metric.digits) for key, c in row.cells.items()
+             if c.mean is not None and math.isfinite(c.mean)}
+    if len(set(shown.values())) < 2:
         return
-    best = max(scored)[0] if metric.higher_is_better else min(scored)[0]
-    for c in row.cells.values():
-        c.best = c.mean is not None and c.mean == best
+    best = max(shown.values()) if metric.higher_is_better else min(shown.values())
+    for key, c in row.cells.items():
+        c.best = shown.get(key) == best
 
 
 def build_tables(records: list[RunRecord], metrics: list[str], reference=None,
                  planned: tuple[list[str], list[str]] | None = None, digits: int | None = None) -> list[MetricTable]:
-    """One table per metric. Rows: divergences present (or planned); columns: those present, planned or in the
-    reference. With a reference, its row follows ours for each divergence it covers."""
+    """One table per metric and setting (results/settings.py: runs that differ in more than the seed are never
+    averaged). Rows: divergences present (or planned); columns: those present, planned or in the reference.
+    With a reference, its row follows ours for each divergence it covers."""
+    settings = split_settings(records) if records else [Setting("", {}, [])]
+    split_by = sorted({k.split("=")[0] for s in settings for k in s.label.split(", ") if s.label})
+    tables = []
+    for name in metrics:
+        metric = metric_by_name(name)
+        if digits is not None:  # e.g. smoke numbers that differ in the third decimal
+            metric = dataclasses.replace(metric, digits=int(digits))
+        for setting in settings:
+            table = _metric_table(setting.records, metric, reference, planned)
+            table.setting = setting.label
+            if len(settings) > 1:
+                table.notes.insert(0, f"The runs in this folder differ in {', '.join(split_by)}: one table per "
+                                      "setting, never averaged together.")
+            tables.append(table)
+    return tables
+
+
+FIDELITY_KEYS = ("is_mean", "is_std", "fid", "kid_mean", "kid_std")
+
+
+def _metric_table(records: list[RunRecord], metric: Metric, reference, planned) -> MetricTable:
     divergences = {r.divergence for r in records} | set(planned[0] if planned else [])
     divergences = sorted(divergences, key=lambda d: (DIVERGENCE_ORDER.index(d) if d in DIVERGENCE_ORDER else 99, d))
     columns = {r.column for r in records} | set(planned[1] if planned else [])
     if reference is not None:
         columns |= set(reference.columns)
     columns = sorted(columns, key=column_order)
-    tables = []
-    for name in metrics:
-        metric = metric_by_name(name)
-        if digits is not None:  # e.g. smoke numbers that differ in the third decimal
-            metric = dataclasses.replace(metric, digits=int(digits))
-        rows = []
-        for divergence in divergences:
-            cells = {c: Cell() for c in columns}
-            for r in records:
-                if r.divergence != divergence or r.column not in cells:
-                    continue
-                value = r.metrics.get(metric.key)
-                if r.status == "done" and value is not None:
-                    cells[r.column].values.append(float(value))
-                else:
-                    cells[r.column].statuses.append("not evaluated" if r.status == "done" else r.status)
-            row = Row(DIVERGENCE_LABELS.get(divergence, divergence.upper()), divergence, "ours", cells)
-            _mark_best(row, metric)
-            rows.append(row)
-            published = (reference.values.get(metric.name, {}).get(divergence) if reference is not None else None)
-            if published:
-                ref_row = Row(f"{row.label} ({reference.name})", divergence, reference.name,
-                              {c: Cell(values=[published[c]]) if c in published else Cell(statuses=["n/a"])
-                               for c in columns})
-                _mark_best(ref_row, metric)
-                rows.append(ref_row)
-        seeds = max((len(c.values) + len(c.statuses) for row in rows if row.source == "ours"
-                     for c in row.cells.values()), default=0)
-        notes = []
-        if reference is not None and metric.name not in reference.values:
-            notes.append(f"{reference.name} publishes no {metric.name} numbers.")
-        tables.append(MetricTable(metric, columns, rows, seeds, notes))
-    return tables
+    rows = []
+    for divergence in divergences:
+        cells = {c: Cell() for c in columns}
+        for r in records:
+            if r.divergence != divergence or r.column not in cells:
+                continue
+            value = r.metrics.get(metric.key)
+            if r.status == "done" and value is not None:
+                cells[r.column].values.append(float(value))
+            else:
+                cells[r.column].statuses.append("not evaluated" if r.status == "done" else r.status)
+        row = Row(DIVERGENCE_LABELS.get(divergence, divergence.upper()), divergence, "ours", cells)
+        _mark_best(row, metric)
+        rows.append(row)
+        published = (reference.values.get(metric.name, {}).get(divergence) if reference is not None else None)
+        if published:
+            ref_row = Row(f"{row.label} ({reference.name})", divergence, reference.name,
+                          {c: Cell(values=[published[c]]) if c in published else Cell(statuses=["n/a"])
+                           for c in columns})
+            _mark_best(ref_row, metric)
+            rows.append(ref_row)
+    seeds = max((len(c.values) + len(c.statuses) for row in rows if row.source == "ours"
+                 for c in row.cells.values()), default=0)
+    notes = []
+    if reference is not None and metric.name not in reference.values:
+        notes.append(f"{reference.name} publishes no {metric.name} numbers.")
+    extractor = ""
+    if metric.key in FIDELITY_KEYS:
+        evaluated = [r for r in records if metric.key in r.metrics]
+        names = sorted({r.extractor or "?" for r in evaluated})
+        extractor = ", ".join(names)
+        stand_in = sorted({r.extractor or "?" for r in evaluated if r.extractor_stand_in})
+        if stand_in:
+            notes.append(f"{len([r for r in evaluated if r.extractor_stand_in])} of {len(evaluated)} evaluated runs "
+                         f"used a stand-in extractor ({', '.join(stand_in)}): not Inception numbers, not comparable "
+                         "with published ones.")
+    return MetricTable(metric, columns, rows, seeds, notes, extractor=extractor)
 
 
 def _column_header(key: str) -> str:
@@ -197,7 +249,7 @@ def _cell_text(row: Row, cell: Cell, digits: int) -> str:
 def render_markdown(tables: list[MetricTable]) -> str:
     out = []
     for t in tables:
-        out.append(f"**{t.metric.title}**" + (f" · mean ± std over up to {t.seeds} seeds" if t.seeds > 1 else ""))
+        out.append(f"**{t.title}**" + (f" · mean ± std over up to {t.seeds} seeds" if t.seeds > 1 else ""))
         out.append("")
         out.append("| model | " + " | ".join(_column_header(c) for c in t.columns) + " |")
         out.append("|---" * (len(t.columns) + 1) + "|")
@@ -215,15 +267,18 @@ def render_markdown(tables: list[MetricTable]) -> str:
 def render_csv(tables: list[MetricTable]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["metric", "divergence", "source", "column", "mean", "std", "n", "status", "best"])
+    writer.writerow(["metric", "setting", "divergence", "source", "column", "mean", "std", "n", "status", "best",
+                     "extractor", "note"])
     for t in tables:
+        note = " ".join(n for n in t.notes if "stand-in" in n)
         for row in t.rows:
             for c in t.columns:
                 cell = row.cells[c]
-                writer.writerow([t.metric.name, row.divergence, row.source, c,
+                writer.writerow([t.metric.name, t.setting, row.divergence, row.source, c,
                                  "" if cell.mean is None else repr(round(cell.mean, 6)),
                                  "" if cell.std is None else repr(round(cell.std, 6)), len(cell.values),
-                                 cell.status if row.source == "ours" or cell.values else "n/a", int(cell.best)])
+                                 cell.status if row.source == "ours" or cell.values else "n/a", int(cell.best),
+                                 t.extractor if row.source == "ours" else "", note if row.source == "ours" else ""])
     return buffer.getvalue()
 
 
@@ -235,7 +290,7 @@ def _latex_escape(text: str) -> str:
 def render_latex(tables: list[MetricTable]) -> str:
     out = []
     for t in tables:
-        out.append("% " + t.metric.title)
+        out.append("% " + t.title)
         out.append(r"\begin{tabular}{l" + "r" * len(t.columns) + "}")
         out.append(r"\toprule")
         heads = [f"${c}$" if c.lstrip("-").replace(".", "").isdigit() else c for c in t.columns]
@@ -254,8 +309,9 @@ def render_latex(tables: list[MetricTable]) -> str:
                 texts.append(r"\textbf{" + text + "}" if cell.best else text)
             out.append(_latex_escape(row.label) + " & " + " & ".join(texts) + r" \\")
         out.append(r"\bottomrule")
+        out.extend(r"\multicolumn{" + str(len(t.columns) + 1) + r"}{l}{\footnotesize " + _latex_escape(n) + r"} \\"
+                   for n in t.notes)
         out.append(r"\end{tabular}")
-        out.extend(f"% {n}" for n in t.notes)
         out.append("")
     return "\n".join(out)
 
@@ -265,8 +321,10 @@ def rich_tables(tables: list[MetricTable]):
 
     made = []
     for t in tables:
-        title = t.metric.title + (f" · mean ± std, ≤{t.seeds} seeds" if t.seeds > 1 else "")
-        table = Table(title=title, header_style="bold", title_style="bold", min_width=len(title) + 2)
+        title = t.title + (f" · mean ± std, ≤{t.seeds} seeds" if t.seeds > 1 else "")
+        caption = "\n".join(t.notes) or None
+        table = Table(title=title, header_style="bold", title_style="bold", min_width=len(title) + 2,
+                      caption=caption, caption_style="yellow", caption_justify="left")
         table.add_column("model", no_wrap=True)
         for c in t.columns:
             table.add_column(_column_header(c), justify="right")

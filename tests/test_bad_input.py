@@ -1,0 +1,294 @@
+"""Issue 14: results you can trust. Tables never average unlike runs; every input is checked before work starts
+(exit 2, one message, no traceback, no run directory left behind); Hydra's flags, --version and the config
+listing work."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+from typer.testing import CliRunner
+
+from gan_anneal.cli import app
+from gan_anneal.config import CONF_DIR, _hydra_compose, compose
+from gan_anneal.errors import UserError
+from gan_anneal.results.collect import collect_runs
+from gan_anneal.results.table import build_tables, render
+from gan_anneal.schema import RULES, check_settings, reference_values
+
+runner = CliRunner()
+GROUPS = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir() and p.name != "sweep")
+
+
+def invoke(*args: str, cwd: Path | None = None):
+    old = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        return runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    finally:
+        os.chdir(old)
+
+
+def no_traceback(result) -> None:
+    assert "Traceback" not in result.output and not isinstance(result.exception, (TypeError, ValueError)), \
+        result.output
+
+
+# -- 1-4: tables -------------------------------------------------------------------------------------------
+
+def toy_run(root: Path, name: str, seed: int = 0, dataset: str = "ring8", status: str = "done",
+            metrics: dict | None = None, divergence: str = "jsd", anneal: str = "none", lam: float = 0.0,
+            fidelity: dict | None = None, extractor: str = "ganneal-tiny", **extra) -> Path:
+    path = root / name
+    path.mkdir(parents=True)
+    config = {"seed": seed, "divergence": {"name": divergence}, "anneal": {"name": anneal, "lam": lam},
+              "dataset": {"name": dataset, "std": 0.05}, "train": {"steps": 2000, "progress": seed % 2 == 0}}
+    for key, value in extra.items():
+        section, leaf = key.split("__")
+        config.setdefault(section, {})[leaf] = value
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    (path / "summary.json").write_text(json.dumps({"status": status, "metrics": metrics or {"modes_covered": 8}}))
+    if fidelity is not None:
+        (path / "eval.json").write_text(json.dumps({"fidelity": {"metrics": fidelity, "protocol": {
+            "feature_extractor": {"name": extractor, "stand_in": extractor == "ganneal-tiny"}}}}))
+    return path
+
+
+def test_unlike_runs_are_split_into_settings_named_by_what_differs(tmp_path):
+    toy_run(tmp_path, "a", dataset="ring8", metrics={"modes_covered": 8})
+    toy_run(tmp_path, "b", dataset="grid25", metrics={"modes_covered": 20})
+    toy_run(tmp_path, "c", seed=1, dataset="ring8", metrics={"modes_covered": 6})  # a second seed of `a`
+    tables = build_tables(collect_runs(tmp_path), ["modes_covered"])
+    assert sorted(t.setting for t in tables) == ["dataset=grid25", "dataset=ring8"]
+    text = render(tables, "markdown")
+    assert "7.0 ± 1.4" in text  # ring8's two seeds, and grid25's 20 is not among them
+    assert "20.0" in text and "14.0" not in text
+    assert "differ in dataset" in text
+
+
+def test_a_learning_rate_sweep_on_one_divergence_is_split_even_though_wgan_sets_lr(tmp_path):
+    toy_run(tmp_path, "a", optim__lr_g=1e-3)
+    toy_run(tmp_path, "b", optim__lr_g=1e-4)
+    assert sorted(t.setting for t in build_tables(collect_runs(tmp_path), ["modes_covered"])) == \
+        ["optim.lr_g=0.0001", "optim.lr_g=0.001"]
+
+
+def test_rows_and_columns_explain_their_own_keys(tmp_path):
+    """W-GAN's own optimiser and λ's own column do not split a table; neutral keys (train.progress) neither."""
+    toy_run(tmp_path, "a", divergence="jsd", optim__lr_g=1e-3)
+    toy_run(tmp_path, "b", divergence="wgan", optim__lr_g=1e-4, seed=1)
+    toy_run(tmp_path, "c", divergence="jsd", anneal="static", lam=0.1)
+    tables = build_tables(collect_runs(tmp_path), ["modes_covered"])
+    assert [t.setting for t in tables] == [""]
+
+
+def test_two_runs_of_one_cell_with_one_seed_are_an_error(tmp_path):
+    toy_run(tmp_path, "a")
+    toy_run(tmp_path, "again")
+    with pytest.raises(UserError, match="same settings and seed 0"):
+        build_tables(collect_runs(tmp_path), ["modes_covered"])
+    result = invoke("table", str(tmp_path))
+    assert result.exit_code == 2 and "again" in result.output
+    no_traceback(result)
+
+
+def test_best_marks_follow_the_displayed_value(tmp_path):
+    toy_run(tmp_path, "a", anneal="static", lam=-1, metrics={"hq_fraction": 0.7001})
+    toy_run(tmp_path, "b", anneal="static", lam=0, metrics={"hq_fraction": 0.7004})
+    toy_run(tmp_path, "c", anneal="oa", metrics={"hq_fraction": 0.5})
+    (row,) = build_tables(collect_runs(tmp_path), ["hq_fraction"])[0].rows
+    assert [c.best for c in row.cells.values()] == [True, True, False]  # 0.700 and 0.700: both best
+    for name in ("a", "b", "c"):
+        (tmp_path / name / "summary.json").write_text(json.dumps({"status": "done",
+                                                                  "metrics": {"hq_fraction": 0.7}}))
+    (row,) = build_tables(collect_runs(tmp_path), ["hq_fraction"])[0].rows
+    assert not any(c.best for c in row.cells.values())  # all tied: none is better
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "csv"])
+def test_the_stand_in_caveat_reaches_every_format(tmp_path, fmt):
+    toy_run(tmp_path, "a", dataset="cifar10", fidelity={"is_mean": 1.02, "fid": 300.0})
+    result = invoke("table", str(tmp_path), "--format", fmt)
+    assert result.exit_code == 0, result.output
+    assert "stand-in extractor (ganneal-tiny)" in result.output and "not Inception numbers" in result.output
+    if fmt == "csv":
+        header = result.output.splitlines()[0].split(",")
+        assert "extractor" in header and "ganneal-tiny" in result.output.splitlines()[1]
+
+
+def test_an_unknown_metric_names_the_metrics_present(tmp_path):
+    toy_run(tmp_path, "a", metrics={"modes_covered": 8, "hq_fraction": 0.6})
+    result = invoke("table", str(tmp_path), "--metric", "nope")
+    assert result.exit_code == 2 and "Metrics present: hq_fraction, modes_covered" in " ".join(result.output.split())
+    result = invoke("table", str(tmp_path), "--metric", "fid")
+    assert result.exit_code == 2 and "ganneal evaluate" in result.output
+
+
+# -- 5: every setting checked at composition ----------------------------------------------------------------
+
+def wrong_values(key: str, default):
+    """A value of the wrong type, and one out of range where the key has a range."""
+    rule = RULES.get(key)
+    kind = rule.kind if rule is not None else type(default)
+    if rule is None and default is None:
+        return []
+    values = []
+    if rule is not None and rule.choices is not None:
+        values.append("no-such-choice")
+    elif kind is bool:
+        values.append("maybe")
+    elif kind in (int, float):
+        values.append("abc")
+    elif kind is str:
+        values.append([1, 2])
+    elif kind in (list, tuple):
+        values.append("abc")
+    if rule is not None and rule.choices is None and rule.low is not None and kind in (int, float):
+        values.append(rule.low - 1 if not rule.open_low else rule.low)
+    if rule is not None and rule.choices is None and rule.high is not None and kind in (int, float):
+        values.append(rule.high + 1)
+    return values
+
+
+@pytest.mark.parametrize("group", [g for g in GROUPS if g != "experiment"])  # experiments: the next test
+def test_every_key_of_every_option_refuses_wrong_types_and_ranges(group):
+    """Property: for each option of the group, each of its keys given a wrong type or an out-of-range value
+    is refused with a message naming the key (checked on the composed config, as `ganneal train` does)."""
+    checked = 0
+    for option in sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml")):
+        plain = reference_values(_hydra_compose([f"{group}={option}"]))  # the option's defaults are the reference
+        for key in [k for k in plain if k.startswith(f"{group}.")]:
+            for value in wrong_values(key, plain[key]):
+                broken = dict(plain, **{key: value})
+                with pytest.raises(UserError, match=key.replace(".", r"\.")):
+                    check_settings(OmegaConf.create(unflatten(broken)), plain, groups=(group,))
+                checked += 1
+        check_settings(OmegaConf.create(unflatten(plain)), plain, groups=(group,))  # the defaults pass
+    assert checked > 0
+
+
+def unflatten(flat: dict) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+@pytest.mark.parametrize("override", ["anneal=static anneal.lam=abc", "dataset.n_modes=abc", "+train.foo=1",
+                                      "model.hidden=0", "optim.betas=[0.5,1.5]", "anneal=oa anneal.warmup=2",
+                                      "divergence=rkl divergence.penalty=l2", "score.smoothing=-1",
+                                      "device.precision=fp8", "regularizer.normalize=maybe", "metrics.mode_min_share=2",
+                                      "anneal=static anneal.lam=-2 anneal.negative=raw"])
+def test_bad_settings_exit_2_before_any_directory(tmp_path, override):
+    result = invoke("train", *override.split(), "hydra.run.dir=run", cwd=tmp_path)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error:") and not (tmp_path / "run").exists()
+    no_traceback(result)
+
+
+def test_every_shipped_experiment_and_sweep_job_passes_the_schema():
+    for experiment in (p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml")):
+        compose([f"experiment={experiment}"])
+    from gan_anneal.experiments.sweep import load_sweep, plan_jobs
+
+    for sweep in (p.stem for p in (Path(CONF_DIR) / "sweep").glob("*.yaml")):
+        for job in plan_jobs(load_sweep(sweep), "/tmp/unused", [], None, None, None)[:2]:
+            compose(job.overrides)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_user_error_found_at_build_leaves_no_run_directory(tmp_path):
+    result = invoke("train", "device=cuda", "train.steps=2", "hydra.run.dir=run", cwd=tmp_path)
+    assert result.exit_code == 2 and "no CUDA device" in result.output
+    assert not (tmp_path / "run").exists()
+    result = invoke("train", "-m", "device=cuda", "seed=0,1", "train.steps=2", "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert result.exit_code == 2 and "2 bad-input" in result.output
+    assert not [p for p in (tmp_path / "sweep").iterdir() if p.is_dir()]
+
+
+# -- 6-8: evaluate and output paths --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def toy_trained(tmp_path_factory):
+    from gan_anneal.runner import run_training
+
+    path = tmp_path_factory.mktemp("toy") / "run"
+    assert run_training(compose(["train.steps=4", "train.progress=false", "train.eval_samples=200",
+                                 "train.snapshot_samples=200", "train.batch_size=32", "device=cpu"]), path) == "done"
+    return path
+
+
+def test_evaluate_on_a_toy_run_says_what_applies(toy_trained):
+    for extra in ([], ["--extractor", "ganneal-tiny"]):
+        result = invoke("evaluate", str(toy_trained), *extra)
+        assert result.exit_code == 2, result.output
+        text = " ".join(result.output.split())
+        assert "dataset=ring8" in text and "--probe" in text and "Inception" not in text
+        no_traceback(result)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage" * 100])
+def test_broken_inception_weights_exit_2(tmp_path, content):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"dataset": {"name": "cifar10"}, "evaluate": {}}))
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.pt").write_bytes(b"")
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(content)
+    result = invoke("evaluate", str(run), "--inception-weights", str(weights))
+    assert result.exit_code == 2, result.output
+    assert "weights-inception-2015-12-05-6726825d.pth" in result.output.replace("\n", "")
+    no_traceback(result)
+
+
+def test_output_paths_are_checked_before_the_work(tmp_path, toy_trained):
+    result = invoke("table", str(toy_trained.parent), "--format", "csv", "--out", str(tmp_path / "no" / "t.csv"))
+    assert result.exit_code == 2 and "does not exist" in result.output and "metric," not in result.output
+    result = invoke("table", str(toy_trained.parent), "--format", "csv", "--out", str(tmp_path / "t.png"))
+    assert result.exit_code == 2 and ".csv" in result.output
+    result = invoke("curves", str(toy_trained), "--out", str(tmp_path / "x.txt"))
+    assert result.exit_code == 2 and ".png" in result.output
+    no_traceback(result)
+
+
+# -- 9-10: flags, version, configs ---------------------------------------------------------------------------
+
+def test_hydra_flags_and_unknown_flags(tmp_path):
+    result = invoke("train", "--hydra-help", cwd=tmp_path)
+    assert result.exit_code == 0 and "Hydra" in result.output
+    result = invoke("train", "--info", "defaults", cwd=tmp_path)
+    assert result.exit_code == 0 and "Defaults List" in result.output
+    result = invoke("train", "--frobnicate", cwd=tmp_path)
+    assert result.exit_code == 2 and "no option --frobnicate" in result.output and "--info" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_version_bare_command_and_config_listing():
+    result = invoke("--version")
+    assert result.exit_code == 0 and "ganneal" in result.output and "torch" in result.output
+    assert invoke().exit_code == 0
+    result = invoke("configs")
+    assert result.exit_code == 0
+    for group in GROUPS:
+        assert group in result.output
+    assert "ring8" in result.output and "(default)" in result.output
+    assert invoke("configs", "nope").exit_code == 2
+    assert "ring8*" in invoke("train", "--help").output
+
+
+def test_the_kind_table_covers_every_registered_dataset():
+    from gan_anneal.data import DATASETS
+    from gan_anneal.kinds import dataset_kind
+
+    assert [n for n in DATASETS.names() if dataset_kind(n) == "unknown"] == []
+    assert {p.stem for p in (Path(CONF_DIR) / "dataset").glob("*.yaml")} <= set(DATASETS.names())
