@@ -253,13 +253,14 @@ def group_options() -> dict[str, list[tuple[str, str]]]:
 
 def default_choices() -> dict[str, str]:
     """The option each group takes when the command line names none (config.yaml's defaults list)."""
-    defaults = OmegaConf.load(Path(CONF_DIR) / "config.yaml").defaults
+    defaults = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "config.yaml"), resolve=False)["defaults"]
     out = {}
     for entry in defaults:
-        if isinstance(entry, DictConfig) or isinstance(entry, dict):
+        if isinstance(entry, dict):
             for key, value in entry.items():
-                if not str(key).startswith("override"):
-                    out[str(key)] = "null" if value is None else str(value)
+                group = str(key).removeprefix("optional ").strip()
+                if not group.startswith("override") and "${" not in str(value):
+                    out[group] = "null" if value is None else str(value)
     return out
 
 

@@ -99,6 +99,7 @@ RULES: dict[str, Rule] = {
     "model_score.lr": POSITIVE,
     "model_score.hidden": COUNT,
     "model_score.depth": COUNT,
+    "model_score.updates": COUNT,
     "generator_loss": Rule(str, choices=(None, "boundary", "proxy", "minimax"), optional=True),
     "bgan.samples_per_z": COUNT,
     "bgan.weight_norm": Rule(str, choices=("per_z", "batch")),
@@ -130,6 +131,7 @@ RULES: dict[str, Rule] = {
     "divergence.gp_weight": Rule(float, low=0),
     "divergence.generator_loss": Rule(str, choices=("boundary", "proxy", "minimax")),
     # regularizer, score
+    "regularizer.force": Rule(str, choices=("unit", "critic")),
     "score.sigma": POSITIVE,
     "score.smoothing": Rule(float, low=0),
     "score.steps": COUNT,

@@ -266,6 +266,22 @@ def test_normalised_surrogate_is_a_unit_force_whatever_the_score_scale():
     assert float((grad * len(x)).norm(dim=1).mean()) > 100  # unnormalised: the raw score's size
 
 
+def test_critic_force_unit_scales_the_term_by_the_adversarial_per_sample_force():
+    """regularizer.force=critic: a term of weight w pushes each sample with w × the mean per-sample force of the
+    generator's adversarial loss (here a linear critic whose force is ‖c‖ = 5 for every sample)."""
+    from gan_anneal.objectives.regularizers import Regularizer
+
+    x = torch.randn(256, 2, requires_grad=True)
+    c = torch.tensor([3.0, 4.0])
+    adversarial = -(x * c).sum(1).mean()
+    reg = Regularizer("likelihood", normalize=True, force="critic", data_score=lambda v: -400.0 * v)
+    (grad,) = torch.autograd.grad(reg.surrogate(x, 0.5, 0.0, adversarial=adversarial), x)
+    assert float((grad * len(x)).norm(dim=1).mean()) == pytest.approx(0.5 * 5.0, rel=1e-5)
+    assert reg.score_norms["critic"] == pytest.approx(5.0, rel=1e-6)
+    with pytest.raises(UserError, match="regularizer.force"):
+        Regularizer("likelihood", normalize=True, force="newton")
+
+
 @pytest.mark.slow
 def test_lambda_minus_ten_lands_on_the_gibbs_variance_through_the_entropy_route(train_run):
     """β = 1/11 for likelihood at λ = −10 (default route): variance 11 within 15% (measured 11.16, 80 s here)."""

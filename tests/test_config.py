@@ -33,6 +33,11 @@ def test_divergence_groups_set_their_optimiser():
     assert wgan.train.n_critic == 5 and list(wgan.optim.betas) == [0.0, 0.9] and wgan.divergence.gp_weight == 10
     # the command line still wins over the group
     assert compose(["divergence=wgan", "train.n_critic=2"]).train.n_critic == 2
+    # the image recipe's Adam 1e-4, and 1e-3 on the MLP toys (divergence_model/wgan_mlp.yaml)
+    assert wgan.optim.lr_g == wgan.optim.lr_d == 1e-3
+    images = compose(["divergence=wgan", "dataset=cifar10"])
+    assert images.optim.lr_g == images.optim.lr_d == 1e-4 and images.model.name == "dcgan32"
+    assert compose(["divergence=wgan", "optim.lr_g=5e-4"]).optim.lr_g == 5e-4
 
 
 runner = CliRunner()

@@ -34,6 +34,7 @@ import torch
 from gan_anneal.errors import UserError
 
 NEGATIVE_MODES = ("entropy", "data", "raw")
+FORCES = ("unit", "critic")  # regularizer.force: what a normalised term's force w is measured in
 LEGACY_NEGATIVE = {"symmetric": "data"}  # the name `data` had before 2026-12-01 (stored run configs)
 
 Weights = tuple[float, float]  # (w_lik, w_ent)
@@ -98,7 +99,7 @@ class Regularizer:
     """
 
     def __init__(self, name: str = "none", negative: str = "entropy", data_score=None, model_score=None,
-                 normalize: bool = False, momentum: float = 0.99):
+                 normalize: bool = False, momentum: float = 0.99, force: str = "unit"):
         if name not in WEIGHT_MAPS:
             raise UserError(f"Unknown regularizer '{name}'. Valid choices: {', '.join(WEIGHT_MAPS)}.")
         self.name, self.negative = name, check_negative(negative)
@@ -107,7 +108,10 @@ class Regularizer:
         # per-sample norm, so that w is a force in the units of a critic whose input gradient is O(1). λ then
         # weighs forces; β = 1 + λ no longer holds.
         self.normalize, self.momentum = normalize, momentum
-        self.score_norms = {"lik": 0.0, "ent": 0.0}
+        if force not in FORCES:
+            raise UserError(f"regularizer.force must be one of {', '.join(FORCES)}, got '{force}'.")
+        self.force = force
+        self.score_norms = {"lik": 0.0, "ent": 0.0, "critic": 0.0}
 
     def weights(self, lam: float) -> Weights:
         return WEIGHT_MAPS[self.name](lam, self.negative)
@@ -127,23 +131,32 @@ class Regularizer:
         if self.model_score is not None:
             self.model_score.update(fake)
 
-    def surrogate(self, fake: torch.Tensor, w_lik: float, w_ent: float) -> torch.Tensor:
-        """w_lik·R_lik + w_ent·R_ent, asking only the score models whose weight is non-zero."""
+    def surrogate(self, fake: torch.Tensor, w_lik: float, w_ent: float,
+                  adversarial: torch.Tensor | None = None) -> torch.Tensor:
+        """w_lik·R_lik + w_ent·R_ent, asking only the score models whose weight is non-zero. With normalize and
+        force=critic, `adversarial` (the generator's adversarial loss on `fake`) sets the unit of force."""
         total = fake.new_zeros(())
         if w_lik:
             total = total + w_lik * self._term("lik", fake, self.data_score(fake))
         if w_ent:
             total = total - w_ent * self._term("ent", fake, self.model_score(fake))
+        if self.normalize and self.force == "critic" and adversarial is not None and fake.requires_grad:
+            (grad,) = torch.autograd.grad(adversarial, fake, retain_graph=True)
+            total = total * self._running("critic", (grad * grad.shape[0]).flatten(1).norm(dim=1).mean())
         return total
+
+    def _running(self, key: str, value: torch.Tensor) -> float:
+        """The running mean (momentum self.momentum) of a per-sample norm, kept as a Python float."""
+        value = float(value.detach())  # one host sync, on regularised steps only
+        previous = self.score_norms[key]
+        self.score_norms[key] = value if previous == 0 else self.momentum * previous + (1 - self.momentum) * value
+        return self.score_norms[key]
 
     def _term(self, key: str, fake: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
         value = score_surrogate(fake, score)
         if not self.normalize:
             return value
-        norm = float(score.detach().flatten(1).norm(dim=1).mean())  # one host sync, on regularised steps only
-        previous = self.score_norms[key]
-        self.score_norms[key] = norm if previous == 0 else self.momentum * previous + (1 - self.momentum) * norm
-        return value / max(self.score_norms[key], 1e-12)
+        return value / max(self._running(key, score.flatten(1).norm(dim=1).mean()), 1e-12)
 
     def state_dict(self) -> dict:
         state = self.model_score.state_dict() if self.model_score is not None else {}

@@ -55,15 +55,17 @@ class DenoisingScore:
 
 
 class OnlineDenoisingScore(DenoisingScore):
-    def __init__(self, net: nn.Module, sigma: float, lr: float):
+    def __init__(self, net: nn.Module, sigma: float, lr: float, updates: int = 1):
         super().__init__(net, sigma)
         self.optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+        self.updates = int(updates)  # DSM steps per batch of samples seen (fresh noise each)
 
     def update(self, samples: torch.Tensor) -> float:
-        loss = dsm_loss(self.net, samples.detach(), self.sigma)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        for _ in range(self.updates):
+            loss = dsm_loss(self.net, samples.detach(), self.sigma)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
         return loss.detach()
 
     def state_dict(self) -> dict:

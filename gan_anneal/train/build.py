@@ -68,7 +68,8 @@ def build_regularizer(cfg: DictConfig, target: Target, data_shape, device, sched
     """The regulariser with the score models of the terms its schedule ever weights, and no others."""
     name = cfg.regularizer.name if cfg.anneal.name != "none" else "none"
     regularizer = Regularizer(name, cfg.anneal.get("negative", "entropy"),
-                              normalize=bool(cfg.regularizer.get("normalize", False)))
+                              normalize=bool(cfg.regularizer.get("normalize", False)),
+                              force=str(cfg.regularizer.get("force", "unit")))
     total = cfg.train.steps
     uses_likelihood, uses_entropy = regularizer.terms_used(schedule(step, total) for step in range(total))
     if uses_likelihood:
@@ -77,7 +78,7 @@ def build_regularizer(cfg: DictConfig, target: Target, data_shape, device, sched
     if uses_entropy:  # the model's own score, tracked online from the first step to the last
         ms = cfg.model_score
         net = build_score_network(data_shape, ms.hidden, ms.depth).to(device)
-        regularizer.model_score = OnlineDenoisingScore(net, ms.sigma, ms.lr)
+        regularizer.model_score = OnlineDenoisingScore(net, ms.sigma, ms.lr, ms.get("updates", 1))
     return regularizer
 
 

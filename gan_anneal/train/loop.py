@@ -180,7 +180,7 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
                 loss_g, fake, extras = exp.generator_update.loss_on(shared, d, div)
         total_g = loss_g
         if w_lik or w_ent:  # both weights are exactly 0 outside annealing: skip the score calls
-            total_g = loss_g - exp.regularizer.surrogate(fake, w_lik, w_ent)
+            total_g = loss_g - exp.regularizer.surrogate(fake, w_lik, w_ent, adversarial=loss_g)
         exp.opt_g.zero_grad(set_to_none=True)
         amp.backward_step(total_g, exp.opt_g)
     if exp.ema is not None:
