@@ -80,6 +80,15 @@ def test_real_divergence_from_a_huge_learning_rate_is_caught(train_run):
     assert outcome == "diverged" and run.read_summary()["status"] == "diverged"
 
 
+def test_samples_that_run_away_end_the_run_diverged_at_the_next_checkpoint(train_run):
+    """Finite losses, but every sample far beyond any data: the run ends `diverged` instead of spending its
+    remaining steps (a generator started at 1e7, ten times past the bound)."""
+    outcome, run = train_run("dataset=gauss1d", "model.init=blob", "model.init_center=[1.0e7]", "train.steps=40",
+                             "train.checkpoint_every=10", "train.log_every=5", "train.sample_every=0")
+    summary = run.read_summary()
+    assert outcome == "diverged" and "ran away" in summary["error"] and summary["steps"] == 10
+
+
 def test_cli_single_run_and_resume(tmp_path, run_cli):
     run_dir = tmp_path / "cli_run"
     result = run_cli("train", "train.steps=30", "train.log_every=10", "train.eval_samples=500",

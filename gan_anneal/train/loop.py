@@ -36,6 +36,14 @@ class TrainingInterrupted(RuntimeError):
         self.signal_name = signal_name
 
 
+RUNAWAY = 1e6  # samples all farther than this from the origin (or not finite): the run has left the data for good
+
+
+def ran_away(samples: torch.Tensor) -> bool:
+    flat = samples.detach().flatten(1).float()
+    return not bool(torch.isfinite(flat).all()) or bool((flat.abs().amax(1) > RUNAWAY).all())
+
+
 def finite_state(exp: Experiment) -> bool:
     """Only finite models are checkpointed: a NaN can appear between two logging steps."""
     return all(bool(torch.isfinite(p).all()) for m in (exp.generator, exp.critic) for p in m.parameters())
@@ -269,6 +277,8 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
     def save(at_step: int) -> None:
         if not finite_state(exp):
             raise diverged(at_step, f"non-finite parameters at step {at_step}")
+        if ran_away(generate(exp, 256, seed=cfg.seed + 2)):  # fixed noise, the run's random stream untouched
+            raise diverged(at_step, f"the samples ran away: all beyond {RUNAWAY:g} or not finite at step {at_step}")
         run.save_checkpoint(checkpoint_state(exp, at_step))
         run.update_summary(steps=at_step, wall_time_s=previous_wall + time.perf_counter() - t0)
         run.heartbeat()
