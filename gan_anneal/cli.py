@@ -45,6 +45,10 @@ def _root(
                                  help="Print the versions of ganneal, torch and CUDA, and exit."),
 ) -> None:
     """ganneal: GAN experiments with variational annealing and boundary-seeking GANs."""
+    import shlex
+
+    # the command as typed, for each run's summary.json (Hydra rewrites sys.argv; launcher workers inherit this)
+    os.environ.setdefault("GANNEAL_COMMAND", " ".join(shlex.quote(a) for a in ["ganneal", *sys.argv[1:]]))
     if ctx.invoked_subcommand is None:  # bare `ganneal`: the help, and success
         typer.echo(ctx.get_help())
         raise typer.Exit(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -95,12 +96,20 @@ def test_cli_single_run_and_resume(tmp_path, run_cli):
                      f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "run directory" in result.stdout and "modes_covered" in result.stdout
-    assert json.loads((run_dir / "summary.json").read_text())["status"] == "done"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "done"
     assert (run_dir / ".hydra" / "overrides.yaml").exists()
+    # provenance (issue 15): the command as typed, the host, start and end, the versions, the source revision
+    assert summary["command"].startswith("ganneal train train.steps=30")
+    assert summary["host"] and summary["started_at"] <= summary["finished_at"] and "torch" in summary["versions"]
+    if (Path(__file__).resolve().parents[1] / ".git").exists():
+        assert len(summary["source"]["commit"]) == 40 and isinstance(summary["source"]["dirty"], bool)
     # extending a finished run continues from its checkpoint
     result = run_cli("train", f"resume={run_dir}", "train.steps=40")
     assert result.returncode == 0, result.stderr + result.stdout
-    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 40
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 40 and summary["attempts"][-1]["from_step"] == 30
+    assert "resume=" in summary["attempts"][-1]["command"]
 
 
 def test_cli_multirun_writes_one_run_directory_per_job(tmp_path, run_cli):

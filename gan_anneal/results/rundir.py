@@ -66,6 +66,38 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def source_revision() -> dict[str, Any] | None:
+    """The git commit of the ganneal source and whether it had uncommitted changes, when it runs from a checkout
+    (an editable install); None for an installed wheel or when git is absent."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty), "path": str(root)}
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def provenance() -> dict[str, Any]:
+    """What reproduces a run besides its config: the command, the source revision, the host and the versions."""
+    import shlex
+    import sys
+
+    command = os.environ.get("GANNEAL_COMMAND") or " ".join(shlex.quote(a) for a in sys.argv)
+    return {"command": command,
+            "source": source_revision(), "host": socket.gethostname(), "versions": package_versions()}
+
+
 class RunDir:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import time
 from contextlib import contextmanager
 from typing import Callable
@@ -17,7 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from gan_anneal.results.checkpoint import rng_state, set_rng_state
 from gan_anneal.results.continuation import Start
-from gan_anneal.results.rundir import RunDir, package_versions
+from gan_anneal.results.rundir import RunDir, now_iso, provenance
 from gan_anneal.train.build import Experiment
 from gan_anneal.train.precision import Precision
 
@@ -258,9 +257,17 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
     run.write_config(cfg)  # the config this directory now continues (train.steps included)
     if not start_from.resume:
         getattr(exp.target, "save_artifacts", lambda path: None)(run.path)  # e.g. a text dataset's vocabulary
-    run.update_summary(status="running", seed=int(cfg.seed), steps=start, total_steps=total,
-                       versions=package_versions(), device=str(exp.device), error=None, pid=os.getpid(),
-                       host=socket.gethostname())
+    origin = provenance()
+    started_at = now_iso()
+    if start_from.resume:  # each continuation of the run keeps its own record; the first start stays
+        attempts = [*summary.get("attempts", []), {"started_at": started_at, "command": origin["command"],
+                                                    "source": origin["source"], "host": origin["host"],
+                                                    "from_step": start}]
+        origin = {"attempts": attempts, "versions": origin["versions"], "host": origin["host"]}
+    else:
+        origin["started_at"] = started_at
+    run.update_summary(status="running", seed=int(cfg.seed), steps=start, total_steps=total, device=str(exp.device),
+                       error=None, pid=os.getpid(), finished_at=None, **origin)
 
     flag: dict = {}
     t0 = time.perf_counter()
@@ -331,6 +338,6 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
     run.append_metrics([eval_record(total, metrics)])
     final = {k: last_record[k] for k in ("lam", "beta", "w_lik", "w_ent") if k in last_record}
     run.log(f"done: {total} steps in {wall:.1f} s")
-    return run.update_summary(status="done", steps=total, wall_time_s=round(wall, 3),
+    return run.update_summary(status="done", steps=total, wall_time_s=round(wall, 3), finished_at=now_iso(),
                               steps_per_second=round((total - start) / max(time.perf_counter() - t0, 1e-9), 2),
                               metrics=metrics, final_coefficients=final)
