@@ -458,8 +458,8 @@ def _on_gpu(device: str) -> bool:
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sweep(
-    name: str = typer.Argument(..., help="A named sweep in conf/sweep/: cifar10_table, cifar10_table_smoke, "
-                               "toy_table."),
+    name: str = typer.Argument(..., help="A named sweep in conf/sweep/ (cifar10_table, cifar10_table_smoke, "
+                               "toy_table), or the path of your own sweep file in the same format."),
     overrides: Optional[List[str]] = typer.Argument(None, help="Overrides for every run, e.g. train.steps=500.",
                                                     show_default=False),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder (default: the sweep's, "
@@ -621,6 +621,30 @@ def _check_output_path(path: str, suffixes: tuple[str, ...], what: str) -> None:
     problem = first_writable_problem(str(target.parent))
     if problem:
         fail(f"--out {path}: {problem}.")
+
+
+@app.command()
+def runs(
+    root: str = typer.Argument("runs", help="A folder of run directories (searched recursively)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON record per run instead of the table."),
+) -> None:
+    """List the runs under a folder: status (stale = marked running, no live writer), steps, the settings that
+    tell them apart, key metrics and age. [dim]Example: ganneal runs runs/toy_table[/]"""
+    from rich.console import Console
+
+    from gan_anneal.results.listing import list_runs, rich_runs_table, runs_json
+
+    if not Path(root).is_dir():
+        fail(f"'{root}' is not a folder. Pass the folder holding the run directories (default: runs).")
+    lines = list_runs(root)
+    if not lines:
+        fail(f"No run directories under '{root}' (no summary.json found).")
+    if as_json:
+        typer.echo(runs_json(lines))
+        return
+    console = Console()
+    console = Console(width=max(console.width, 140))
+    console.print(rich_runs_table(lines, root))
 
 
 def main() -> None:

@@ -292,3 +292,41 @@ def test_the_kind_table_covers_every_registered_dataset():
 
     assert [n for n in DATASETS.names() if dataset_kind(n) == "unknown"] == []
     assert {p.stem for p in (Path(CONF_DIR) / "dataset").glob("*.yaml")} <= set(DATASETS.names())
+
+
+# -- issue 15: finding runs ----------------------------------------------------------------------------------
+
+def test_runs_lists_done_interrupted_stale_and_failed_runs(tmp_path):
+    import subprocess
+    import sys
+
+    toy_run(tmp_path, "done_run", metrics={"modes_covered": 8, "hq_fraction": 0.7})
+    toy_run(tmp_path, "stopped", seed=1, status="interrupted")
+    toy_run(tmp_path, "broken", seed=2, status="failed")
+    stale = toy_run(tmp_path, "killed", seed=3, status="running")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (stale / ".lock").write_text(json.dumps({"host": __import__("socket").gethostname(), "pid": int(dead.stdout)}))
+    result = invoke("runs", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    lines = {Path(line["path"]).name: line for line in json.loads(result.output)}
+    assert {name: line["status"] for name, line in lines.items()} == {
+        "done_run": "done", "stopped": "interrupted", "broken": "failed", "killed": "stale"}
+    assert "modes 8" in lines["done_run"]["metrics"] and "seed=1" in lines["stopped"]["distinct"]
+    table = invoke("runs", str(tmp_path))
+    assert table.exit_code == 0 and "stale" in table.output
+    assert invoke("runs", str(tmp_path / "nowhere")).exit_code == 2
+
+
+def test_a_sweep_file_outside_the_package_is_accepted_and_validated(tmp_path):
+    mine = tmp_path / "mysweep.yaml"
+    mine.write_text("description: mine\ndivergences: [jsd]\nstatic: [0]\nseeds: [0, 1]\n"
+                    f"out: {tmp_path / 'out'}\noverrides: [train.steps=2]\n")
+    result = invoke("sweep", str(mine), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("train") >= 2 and "static_0_seed1" in result.output
+    (tmp_path / "bad.yaml").write_text("divergences: jsd\n")
+    result = invoke("sweep", str(tmp_path / "bad.yaml"), "--dry-run")
+    assert result.exit_code == 2 and "divergences must be a list" in result.output
+    (tmp_path / "typo.yaml").write_text("divergencez: [jsd]\n")
+    assert "unknown keys divergencez" in invoke("sweep", str(tmp_path / "typo.yaml")).output
+    assert invoke("sweep", str(tmp_path / "absent.yaml")).exit_code == 2

@@ -59,16 +59,37 @@ def available_sweeps() -> list[str]:
 def load_sweep(name: str) -> SweepSpec:
     from omegaconf import OmegaConf
 
-    path = SWEEP_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise UserError(f"No sweep named '{name}'. Valid: {', '.join(available_sweeps())} (files in {SWEEP_DIR}).")
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    given = Path(name).expanduser()
+    if given.suffix in (".yaml", ".yml") or "/" in name:  # a sweep file of the user's own, validated alike
+        if not given.is_file():
+            raise UserError(f"No sweep file {given}. Copy one of {SWEEP_DIR}/*.yaml and edit it.")
+        path, name = given, given.stem
+    else:
+        path = SWEEP_DIR / f"{name}.yaml"
+        if not path.is_file():
+            raise UserError(f"No sweep named '{name}'. Valid: {', '.join(available_sweeps())} (files in {SWEEP_DIR}), "
+                            "or the path of a sweep file (my_sweep.yaml).")
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as error:  # noqa: BLE001 -- a YAML or interpolation error in the user's file
+        raise UserError(f"{path} does not load: {error}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a sweep file is a mapping (description, divergences, static, dynamic, seeds, ...).")
     unknown = set(data) - set(SweepSpec.__dataclass_fields__)
     if unknown:
         raise UserError(f"{path}: unknown keys {', '.join(sorted(unknown))}. "
                         f"Valid: {', '.join(SweepSpec.__dataclass_fields__)}.")
+    for key in ("divergences", "static", "dynamic", "seeds", "overrides"):
+        if key in data and not isinstance(data[key], list):
+            raise UserError(f"{path}: {key} must be a list, e.g. {key}: [{'0, 1' if key == 'seeds' else '...'}], "
+                            f"got {data[key]!r}.")
+    if not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in data.get("seeds", [0])):
+        raise UserError(f"{path}: seeds must be integers, got {data['seeds']}.")
     data.setdefault("out", f"runs/{name}")
-    return SweepSpec(name=name, **{k: v for k, v in data.items() if k != "name"})
+    try:
+        return SweepSpec(name=name, **{k: v for k, v in data.items() if k != "name"})
+    except TypeError as error:  # a required key missing
+        raise UserError(f"{path}: {error}. Valid keys: {', '.join(SweepSpec.__dataclass_fields__)}.") from None
 
 
 @dataclass

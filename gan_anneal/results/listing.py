@@ -1,0 +1,82 @@
+"""`ganneal runs [DIR]`: the runs under a folder, one line each — status (a `running` run whose writer is gone is
+shown as stale), steps, what sets it apart from the others, its key metrics and its age. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gan_anneal.results.collect import RunRecord, collect_runs
+from gan_anneal.results.rundir import RunDir
+from gan_anneal.results.settings import setting_keys
+
+KEY_METRICS = {"modes_covered": "modes", "hq_fraction": "hq", "kl_target_model": "KL", "is_mean": "IS", "fid": "FID",
+               "sample_var": "var"}
+
+
+@dataclass
+class RunLine:
+    path: str
+    status: str
+    steps: str
+    distinct: str
+    metrics: str
+    age_s: float
+
+
+def _status(record: RunRecord) -> str:
+    if record.status == "running" and not RunDir(record.path).writer_alive():
+        return "stale"  # marked running, but no live process holds its lock: killed; re-run the command to resume
+    return record.status
+
+
+def _age(path: Path) -> float:
+    newest = max((p.stat().st_mtime for p in (path / "summary.json", path / "metrics.jsonl") if p.exists()),
+                 default=path.stat().st_mtime)
+    return time.time() - newest
+
+
+def list_runs(root: str | Path) -> list[RunLine]:
+    records = collect_runs(root)
+    keys = setting_keys(records)
+    lines = []
+    for r in records:
+        summary = RunDir(r.path).read_summary()
+        static = r.column.lstrip("-").replace(".", "").isdigit()
+        distinct = [f"divergence={r.divergence}", f"λ={r.column}" if static else f"anneal={r.column.lower()}",
+                    f"seed={r.seed}"]
+        distinct += [f"{k}={r.config.get(k)}" for k in keys if not k.startswith("anneal.")]
+        shown = [f"{label} {r.metrics[k]:.3g}" for k, label in KEY_METRICS.items() if k in r.metrics]
+        steps = f"{summary.get('steps', '?')}/{summary.get('total_steps', r.config.get('train.steps', '?'))}"
+        lines.append(RunLine(str(Path(r.path).relative_to(root)) if Path(r.path) != Path(root) else ".",
+                             _status(r), steps, " ".join(distinct), " ".join(shown) or "—", _age(Path(r.path))))
+    return lines
+
+
+def human_age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def rich_runs_table(lines: list[RunLine], root: str):
+    from rich.table import Table
+
+    colours = {"done": "green", "running": "blue", "stale": "yellow", "interrupted": "yellow", "failed": "red",
+               "diverged": "red"}
+    table = Table(title=f"runs under {root}", header_style="bold")
+    for column in ("run", "status", "steps", "settings", "metrics", "age"):
+        table.add_column(column, overflow="fold", justify="right" if column in ("steps", "age") else "left")
+    for line in lines:
+        colour = colours.get(line.status, "dim")
+        table.add_row(line.path, f"[{colour}]{line.status}[/]", line.steps, line.distinct, line.metrics,
+                      human_age(line.age_s))
+    return table
+
+
+def runs_json(lines: list[RunLine]) -> str:
+    return json.dumps([line.__dict__ for line in lines], indent=1)
