@@ -145,6 +145,7 @@ RULES: dict[str, Rule] = {
     # device
     "device.threads": OPTIONAL_COUNT,
     "device.precision": Rule(str, choices=("fp32", "bf16", "fp16")),
+    "device.deterministic": Rule(bool),
     # model
     **{f"model.{k}": COUNT for k in ("z_dim", "hidden", "depth", "base", "max_width", "g_width", "g_hidden",
                                      "d_width", "d_hidden", "dim", "blocks")},

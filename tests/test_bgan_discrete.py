@@ -125,7 +125,7 @@ def test_weights_uniform_give_full_ess_and_zero_variance():
 
     log_w = torch.full((7, 4), -2.5)
     d = weight_diagnostics(log_w)
-    assert d["ess"] == pytest.approx(7.0) and d["weight_var"] == pytest.approx(0.0, abs=1e-10)
+    assert float(d["ess"]) == pytest.approx(7.0) and float(d["weight_var"]) == pytest.approx(0.0, abs=1e-10)
     assert torch.allclose(normalised_weights(log_w, "per_z").sum(0), torch.ones(4))
     assert torch.allclose(normalised_weights(log_w, "batch").sum(0), torch.ones(4))
 

@@ -180,3 +180,40 @@ def test_reuse_fake_runs_one_generator_forward_per_step(make_cfg):
     n, moved, out = forwards("train.reuse_fake=true")
     assert (n, moved) == (1, True) and torch.isfinite(out["loss_g"])
     assert forwards("train.reuse_fake=true", "divergence=wgan")[0] == 5 + 1  # n_critic = 5: no sharing
+
+
+SYNC_METHODS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__")
+
+
+@pytest.mark.parametrize("overrides", [
+    ["divergence=rkl", "anneal=oa"],  # both score terms, normalised, the gradient penalty
+    ["divergence=jsd", "anneal=pma", "regularizer.force=critic"],
+    ["divergence=wgan", "anneal=nma"],
+    ["dataset=digits", "divergence=jsd", "train.ema=0.9"],
+    ["experiment=bgan_mnist_discrete", "train.batch_size=8", "bgan.samples_per_z=4"],
+    ["divergence=bgan_js", "generator_update.name=boundary_logz"],
+])
+def test_a_training_step_makes_no_host_sync_between_logging_steps(overrides, monkeypatch, make_cfg):
+    """Issue 16: no .item() / .cpu() / float(tensor) ... in ganneal's own code inside a step; the loop converts the
+    step's tensors to numbers only on logging steps. On a GPU each of these would stall the queue."""
+    import sys
+
+    from gan_anneal.train.build import build_experiment
+    from gan_anneal.train.loop import train_step
+
+    exp = build_experiment(make_cfg(*overrides, "train.steps=20"), log=lambda m: None)
+    train_step(exp, 0)  # first-step set-up (score norms, log Z) may differ from the steady state
+    calls: list[str] = []
+    for name in SYNC_METHODS:
+        real = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            caller = sys._getframe(1)
+            if caller.f_globals.get("__name__", "").startswith("gan_anneal"):
+                calls.append(f"{_name} at {caller.f_globals['__name__']}:{caller.f_lineno}")
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    for step in range(1, 4):
+        train_step(exp, step)
+    assert calls == []

@@ -270,7 +270,8 @@ def generator_input(generator, seed: int = 2020):
                 torch.set_rng_state(self.rng_state)
                 noise = self.g.sample_noise(len(z), torch.device("cpu"))
                 self.rng_state = torch.get_rng_state()
-            x = to_uint8(self.g(noise.to(z.device)))
+            with torch.inference_mode():  # no autograd state for 50k samples
+                x = to_uint8(self.g(noise.to(z.device)))
             return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
     return GenerativeModelModuleWrapper(ToUInt8(generator), int(generator.z_dim), "normal", 0)
@@ -309,7 +310,10 @@ def compute_metrics(input1, input2, metrics: list[str], *, extractor: str, weigh
     if input2_cache_name is not None and binary:
         kwargs["input2_cache_name"] = input2_cache_name
         kwargs["cache_root"] = str(cache_root)
-    raw = torch_fidelity.calculate_metrics(**kwargs)
+    from gan_anneal.train.precision import full_fp32
+
+    with full_fp32():  # TF32 stays off inside evaluation: the metrics are fp32 numbers
+        raw = torch_fidelity.calculate_metrics(**kwargs)
     names = {"inception_score_mean": "is_mean", "inception_score_std": "is_std",
              "frechet_inception_distance": "fid", "kernel_inception_distance_mean": "kid_mean",
              "kernel_inception_distance_std": "kid_std"}
@@ -499,6 +503,8 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, log=print) -> dict:
                               "weights_sha256": weights_sha,
                               "stand_in": options.extractor == TINY},
         "torch_fidelity": torch_fidelity.__version__,
+        "device": device.type,
+        "tf32": False,  # off inside evaluation (train/precision.py full_fp32)
         "quantisation": "uint8, round((x + 1) * 127.5); grey repeated to 3 channels",
         "noise_seed": options.seed,
         "batch_size": options.batch_size,

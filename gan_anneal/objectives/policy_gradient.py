@@ -34,17 +34,17 @@ class _RunningLogZ:
         if not 0.0 <= gamma < 1.0:
             raise UserError(f"the log-normaliser's moving-average factor must be in [0, 1), got {gamma}")
         self.gamma = float(gamma)
-        self.log_z: float | None = None
+        self.log_z: Tensor | float | None = None  # a float64 tensor on the device: no host sync per step
 
-    def update(self, log_w: Tensor) -> float:
+    def update(self, log_w: Tensor) -> Tensor | float:
         """Return the estimate to use for this batch (the previous one), then fold this batch in."""
-        batch = float(torch.logsumexp(log_w.detach().flatten().double(), 0) - math.log(log_w.numel()))
+        batch = torch.logsumexp(log_w.detach().flatten().double(), 0) - math.log(log_w.numel())
         current = batch if self.log_z is None else self.log_z
         self.log_z = batch if self.log_z is None else self.gamma * self.log_z + (1 - self.gamma) * batch
         return current
 
     def state_dict(self) -> dict:
-        return {"log_z": self.log_z}
+        return {"log_z": None if self.log_z is None else float(self.log_z)}
 
     def load_state_dict(self, state: dict) -> None:
         self.log_z = state.get("log_z")
@@ -58,15 +58,17 @@ def normalised_weights(log_w: Tensor, weight_norm: str) -> Tensor:
     return torch.softmax(log_w.flatten(), dim=0).view_as(log_w) * n
 
 
-def weight_diagnostics(log_w: Tensor) -> dict[str, float]:
-    """ESS per z (mean_n 1/Σ_m w̃², w̃ normalised per z), Var(M·w̃), Var(log w), log Z per z, E[F]."""
+def weight_diagnostics(log_w: Tensor) -> dict[str, Tensor]:
+    """ESS per z (mean_n 1/Σ_m w̃², w̃ normalised per z), Var(M·w̃), Var(log w), log Z per z, E[F]: 0-dim tensors,
+    made plain numbers only on logging steps (no host sync inside a step)."""
     m = log_w.shape[0]
+    log_w = log_w.detach()
     w = torch.softmax(log_w, dim=0)
-    return {"ess": float((1.0 / (w**2).sum(0)).mean()),
-            "weight_var": float((m * w).var(unbiased=False)),
-            "log_w_var": float(log_w.var(unbiased=False)),
-            "log_z": float((torch.logsumexp(log_w, 0) - math.log(m)).mean()),
-            "f_fake": float(log_w.detach().mean())}
+    return {"ess": (1.0 / (w**2).sum(0)).mean(),
+            "weight_var": (m * w).var(unbiased=False),
+            "log_w_var": log_w.var(unbiased=False),
+            "log_z": (torch.logsumexp(log_w, 0) - math.log(m)).mean(),
+            "f_fake": log_w.mean()}
 
 
 class PolicyGradient:
@@ -126,7 +128,7 @@ class BoundaryLogZ:
         fake = generator(generator.sample_noise(n, device))
         log_w = divergence.log_weight(critic(fake))
         log_z = self.baseline.update(log_w)
-        return 0.5 * ((log_w - log_z) ** 2).mean(), fake, {"log_z_ema": log_z, "f_fake": float(log_w.detach().mean())}
+        return 0.5 * ((log_w - log_z) ** 2).mean(), fake, {"log_z_ema": log_z, "f_fake": log_w.detach().mean()}
 
     def state_dict(self) -> dict:
         return self.baseline.state_dict()

@@ -142,25 +142,30 @@ class Regularizer:
             total = total - w_ent * self._term("ent", fake, self.model_score(fake))
         if self.normalize and self.force == "critic" and adversarial is not None and fake.requires_grad:
             (grad,) = torch.autograd.grad(adversarial, fake, retain_graph=True)
-            total = total * self._running("critic", (grad * grad.shape[0]).flatten(1).norm(dim=1).mean())
+            scale = self._running("critic", (grad * grad.shape[0]).flatten(1).norm(dim=1).mean())
+            total = total * scale.to(total.dtype)
         return total
 
-    def _running(self, key: str, value: torch.Tensor) -> float:
-        """The running mean (momentum self.momentum) of a per-sample norm, kept as a Python float."""
-        value = float(value.detach())  # one host sync, on regularised steps only
+    def _running(self, key: str, value: torch.Tensor) -> torch.Tensor:
+        """The running mean (momentum self.momentum) of a per-sample norm: a float64 tensor on the samples' device,
+        so no step waits for the device (issue 16); the same IEEE arithmetic as a Python float."""
+        value = value.detach().double()
         previous = self.score_norms[key]
-        self.score_norms[key] = value if previous == 0 else self.momentum * previous + (1 - self.momentum) * value
+        fresh = isinstance(previous, float) and previous == 0.0  # a Python float until the first update
+        self.score_norms[key] = value if fresh else self.momentum * previous + (1 - self.momentum) * value
         return self.score_norms[key]
 
     def _term(self, key: str, fake: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
         value = score_surrogate(fake, score)
         if not self.normalize:
             return value
-        return value / max(self._running(key, score.flatten(1).norm(dim=1).mean()), 1e-12)
+        norm = self._running(key, score.flatten(1).norm(dim=1).mean())
+        return value / norm.clamp_min(1e-12).to(value.dtype)
 
     def state_dict(self) -> dict:
         state = self.model_score.state_dict() if self.model_score is not None else {}
-        return {**state, "score_norms": dict(self.score_norms)} if self.normalize else state
+        norms = {k: float(v) for k, v in self.score_norms.items()}  # a checkpoint may wait for the device
+        return {**state, "score_norms": norms} if self.normalize else state
 
     def load_state_dict(self, state: dict) -> None:
         state = dict(state or {})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -98,12 +98,16 @@ class Experiment:
     generator_update: object
     ema: object = None  # train/ema.py's EMA of the generator, or None (train.ema=0)
     precision: object = None  # train/precision.py's Precision (device.precision); None = plain fp32
+    backend: dict = field(default_factory=dict)  # the backend flags set for this run (train/precision.py)
 
 
 def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Experiment:
     check_values(cfg)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
+    from gan_anneal.train.precision import backend_settings
+
+    backend = backend_settings(device, bool(cfg.device.get("deterministic", False)))
     target = build_dataset(as_dict(cfg.dataset)).to(device)
     data_shape = tuple(target.sample(1).shape[1:])
     generator, critic = build_models(as_dict(cfg.model), data_shape)
@@ -126,4 +130,4 @@ def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Exp
 
     compile_models(cfg.device, generator, critic)  # device.compile
     return Experiment(cfg, device, target, generator, critic, divergence, regularizer, schedule, opt_g, opt_d,
-                      data_shape, generator_update, ema=ema, precision=precision)
+                      data_shape, generator_update, ema=ema, precision=precision, backend=backend)

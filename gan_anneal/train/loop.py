@@ -140,7 +140,8 @@ def generate(exp: Experiment, n: int, batch: int = 10_000, seed: int | None = No
     with torch.random.fork_rng(devices=[exp.device] if exp.device.type == "cuda" else [], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
-        parts = [g(g.sample_noise(min(batch, n - i), exp.device)) for i in range(0, n, batch)]
+        with torch.inference_mode():
+            parts = [g(g.sample_noise(min(batch, n - i), exp.device)) for i in range(0, n, batch)]
     exp.generator.train()
     return torch.cat(parts)
 
@@ -267,7 +268,7 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
     else:
         origin["started_at"] = started_at
     run.update_summary(status="running", seed=int(cfg.seed), steps=start, total_steps=total, device=str(exp.device),
-                       error=None, pid=os.getpid(), finished_at=None, **origin)
+                       backend=exp.backend, error=None, pid=os.getpid(), finished_at=None, **origin)
 
     flag: dict = {}
     t0 = time.perf_counter()

@@ -3,6 +3,11 @@
     device.precision      fp32 (default) | bf16 (autocast) | fp16 (autocast + a gradient scaler per optimiser)
     device.channels_last  convolution weights (and so activations) in NHWC layout; a no-op for MLPs
     device.compile        nn.Module.compile() of the generator and critic (state_dict keys unchanged)
+    device.deterministic  CUDA: cuDNN's deterministic kernels and no autotuning (default: autotuning on)
+
+`backend_settings` applies the CUDA defaults an expert would choose for training (cuDNN autotuning unless
+deterministic, TF32 matmuls and convolutions) and returns what it set, which every run records in summary.json.
+Evaluation (`ganneal evaluate`) turns TF32 off again with `full_fp32()`: metrics are reported in fp32.
 
 Under bf16/fp16 only the generator's and critic's forward passes run in autocast; their outputs are cast back
 to fp32 (a forward hook), so losses, the gradient penalty (computed outside autocast by the loop), score
@@ -25,6 +30,31 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 def _to_float(module, inputs, output):
     return output.float() if torch.is_tensor(output) and output.is_floating_point() else output
+
+
+def backend_settings(device: torch.device, deterministic: bool = False) -> dict:
+    """Set the backend flags of a training run on `device` and return them (for summary.json)."""
+    if device.type != "cuda":
+        return {"device": device.type, "threads": torch.get_num_threads()}
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = bool(deterministic)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    return {"device": "cuda", "gpu": torch.cuda.get_device_name(device), "cudnn_benchmark": not deterministic,
+            "cudnn_deterministic": bool(deterministic), "tf32": True, "cuda": torch.version.cuda}
+
+
+class full_fp32:
+    """A context with TF32 off (matmuls and cuDNN), restored on exit: evaluation reports fp32 numbers."""
+
+    def __enter__(self):
+        self.saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        return self
+
+    def __exit__(self, *exc):
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self.saved
+        return False
 
 
 class Precision:
