@@ -503,7 +503,6 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, log=print) -> dict:
                               "weights_sha256": weights_sha,
                               "stand_in": options.extractor == TINY},
         "torch_fidelity": torch_fidelity.__version__,
-        "device": device.type,
         "tf32": False,  # off inside evaluation (train/precision.py full_fp32)
         "quantisation": "uint8, round((x + 1) * 127.5); grey repeated to 3 channels",
         "noise_seed": options.seed,
