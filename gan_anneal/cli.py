@@ -456,6 +456,11 @@ def _on_gpu(device: str) -> bool:
     return device == "cuda" or (device == "auto" and __import__("torch").cuda.is_available())
 
 
+# Runs that share one GPU by default: a DCGAN-32 at batch 64 uses a small part of a modern GPU. An estimate until
+# benchmarks/gpu.sh measures steps/s summed for K = 1, 4, 8 concurrent runs (docs/benchmarks.md); override with -j.
+GPU_JOBS = 4
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sweep(
     name: str = typer.Argument(..., help="A named sweep in conf/sweep/ (cifar10_table, cifar10_table_smoke, "
@@ -467,9 +472,9 @@ def sweep(
     launcher: Optional[str] = typer.Option(None, "--launcher", help="Where the jobs run: basic (one after another "
                                            "in this process), joblib (side by side on this machine), "
                                            "submitit_local, submitit_slurm (a cluster; hydra.launcher.* sets "
-                                           "partition, GPUs, time). Default: joblib on a CPU, basic on a GPU."),
+                                           "partition, GPUs, time). Default: joblib (several jobs share one GPU or the cores)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="joblib: runs side by side, one torch thread each. "
-                                       "Default: one per core on a CPU (docs/benchmarks.md)."),
+                                       "Default: one per core on a CPU; 4 per GPU (docs/benchmarks.md)."),
     retry: bool = typer.Option(False, "--retry", help="Train afresh the jobs whose folder holds a failed run or a "
                                "run with other settings (default: report and leave them)."),
     divergences: Optional[str] = typer.Option(None, "--divergences", help="Only these rows, e.g. rkl,jsd."),
@@ -509,7 +514,7 @@ def sweep(
 
         first_cfg = compose(planned[0].overrides)  # bad overrides fail here, once, not in every run
         on_gpu = _on_gpu(first_cfg.device.name)
-        jobs = jobs or (1 if on_gpu else (os.cpu_count() or 1))
+        jobs = jobs or (GPU_JOBS if on_gpu else (os.cpu_count() or 1))
         launcher = launcher or ("joblib" if jobs > 1 else "basic")
         launcher_overrides(launcher, jobs)
         problems = check_prerequisites(spec, overrides)

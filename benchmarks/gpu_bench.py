@@ -1,0 +1,218 @@
+"""The GPU measurements of issue 16, run by benchmarks/gpu.sh (each section on its own, so one failure sinks none).
+
+    python benchmarks/gpu_bench.py step        --out DIR   # DCGAN-32: ganneal's step vs a bare loop, fp32/TF32/bf16,
+                                                           # channels_last, compile; achieved FLOP/s vs matmul rate
+    python benchmarks/gpu_bench.py concurrent  --out DIR   # K = 1, 4, 8 training processes on one GPU: steps/s summed
+    python benchmarks/gpu_bench.py long        --out DIR   # 5,000 DCGAN-32 steps on fabricated CIFAR-10, then
+                                                           # `ganneal evaluate` on 10,000 samples (stand-in extractor)
+
+`--device cpu` runs the same code on the CPU at a tiny size (a smoke test of the script, not a measurement).
+Every section writes DIR/<section>.json; gpu.sh gathers them into DIR/gpu.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DCGAN = ["dataset=cifar10", "model=dcgan32", "divergence=jsd", "train.n_critic=1"]
+
+
+def sync(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def fabricated_cifar(root: Path, per_batch: int) -> Path:
+    sys.path.insert(0, str(ROOT))
+    from gan_anneal.experiments.fabricated import write_fabricated_cifar10
+
+    return Path(write_fabricated_cifar10(root, per_batch=per_batch))
+
+
+def build(device: str, data_root: Path, extra: list[str]):
+    from gan_anneal.config import compose
+    from gan_anneal.train.build import build_experiment
+
+    cfg = compose([*DCGAN, f"dataset.root={data_root}", f"device={device}", "train.progress=false",
+                   "train.sample_every=0", "train.steps=100000000", *extra])
+    return build_experiment(cfg, log=lambda m: None)
+
+
+def ganneal_stepper(exp):
+    from gan_anneal.train.loop import train_step
+
+    state = {"step": 0}
+
+    def step():
+        train_step(exp, state["step"])
+        state["step"] += 1
+
+    return step
+
+
+def bare_stepper(exp):
+    """The single-file DCGAN loop on copies of the same networks, on the same device."""
+    import torch
+    import torch.nn.functional as F
+
+    G, D = copy.deepcopy(exp.generator), copy.deepcopy(exp.critic)
+    o = exp.cfg.optim
+    opt_g = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=tuple(o.betas))
+    opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=tuple(o.betas))
+    n, device = exp.cfg.train.batch_size, exp.device
+    ones, zeros = torch.ones(n, device=device), torch.zeros(n, device=device)
+
+    def step():
+        real = exp.target.sample(n)
+        fake = G(torch.randn(n, G.z_dim, device=device))
+        opt_d.zero_grad()
+        loss_d = F.binary_cross_entropy_with_logits(D(real).flatten(), ones) + \
+            F.binary_cross_entropy_with_logits(D(fake.detach()).flatten(), zeros)
+        loss_d.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        F.binary_cross_entropy_with_logits(D(fake).flatten(), ones).backward()
+        opt_g.step()
+
+    return step
+
+
+def timed(fn, device: str, inner: int, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        sync(device)
+        times.append((time.perf_counter() - t0) / inner)
+    return statistics.median(times)
+
+
+def matmul_rate(device: str, dtype_name: str, n: int) -> float:
+    import torch
+
+    dtype = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    torch.backends.cuda.matmul.allow_tf32 = dtype_name == "tf32"
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    seconds = timed(lambda: torch.mm(a, b), device, inner=10, repeats=5)
+    return 2 * n**3 / seconds
+
+
+def section_step(args) -> dict:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    data = fabricated_cifar(Path(args.work) / "cifar", per_batch=64 if args.device == "cpu" else 512)
+    inner, repeats = (2, 3) if args.device == "cpu" else (20, 7)
+    out: dict = {"device": args.device, "variants": {}}
+    if args.device == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(0)
+    variants = {"fp32": ["device.deterministic=true"], "tf32 (default)": [], "bf16": ["device.precision=bf16"],
+                "channels_last": ["device.channels_last=true"], "bf16+channels_last":
+                ["device.precision=bf16", "device.channels_last=true"], "compile": ["device.compile=true"]}
+    for name, extra in variants.items():
+        try:
+            exp = build(args.device, data, extra)
+            if name == "fp32" and args.device == "cuda":
+                torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+            ours = timed(ganneal_stepper(exp), args.device, inner, repeats)
+            bare = timed(bare_stepper(exp), args.device, inner, repeats)
+            with FlopCounterMode(display=False) as counter:
+                ganneal_stepper(exp)()
+            flops = counter.get_total_flops()
+            out["variants"][name] = {"ganneal_ms": 1e3 * ours, "bare_ms": 1e3 * bare, "ratio_bare_over_ganneal":
+                                     bare / ours, "flops_per_step": flops, "achieved_tflops": flops / ours / 1e12}
+        except Exception as error:  # noqa: BLE001 -- report and go on with the next variant
+            out["variants"][name] = {"error": f"{type(error).__name__}: {error}"}
+        print(name, out["variants"][name], flush=True)
+    n = 1024 if args.device == "cpu" else 8192
+    out["matmul_tflops"] = {d: matmul_rate(args.device, d, n) / 1e12 for d in ("fp32", "tf32", "bf16")}
+    return out
+
+
+def worker(args) -> None:
+    """One of K concurrent training processes: steps done in `seconds` after warm-up, printed as JSON."""
+    exp = build(args.device, Path(args.data), [])
+    step = ganneal_stepper(exp)
+    for _ in range(5):
+        step()
+    sync(args.device)
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < args.seconds:
+        step()
+        done += 1
+    sync(args.device)
+    print(json.dumps({"steps": done, "seconds": time.perf_counter() - t0}), flush=True)
+
+
+def section_concurrent(args) -> dict:
+    data = fabricated_cifar(Path(args.work) / "cifar", per_batch=64 if args.device == "cpu" else 512)
+    seconds = 3.0 if args.device == "cpu" else 30.0
+    out: dict = {"device": args.device, "seconds_each": seconds, "k": {}}
+    for k in ((1, 2) if args.device == "cpu" else (1, 4, 8)):
+        procs = [subprocess.Popen([sys.executable, __file__, "worker", "--device", args.device, "--data",
+                                   str(data), "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True)
+                 for _ in range(k)]
+        results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+        rates = [r["steps"] / r["seconds"] for r in results]
+        out["k"][str(k)] = {"steps_per_s_each": rates, "steps_per_s_total": sum(rates)}
+        print(k, out["k"][str(k)], flush=True)
+    return out
+
+
+def section_long(args) -> dict:
+    data = fabricated_cifar(Path(args.work) / "cifar_long", per_batch=2000 if args.device == "cuda" else 64)
+    steps, samples = (5000, 10000) if args.device == "cuda" else (20, 200)
+    run = Path(args.work) / "long_run"
+    t0 = time.perf_counter()
+    train = subprocess.run(["ganneal", "train", *DCGAN, f"dataset.root={data}", f"device={args.device}",
+                            f"train.steps={steps}", f"hydra.run.dir={run}", "train.progress_every_s=10"],
+                           capture_output=True, text=True)
+    trained = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    evaluation = subprocess.run(["ganneal", "evaluate", str(run), "--extractor", "ganneal-tiny", "-n", str(samples),
+                                 "--metrics", "is,fid,kid", "--cache-dir", str(Path(args.work) / "cache")],
+                                capture_output=True, text=True)
+    evaluated = time.perf_counter() - t1
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+    return {"device": args.device, "steps": steps, "train_exit": train.returncode, "train_s": trained,
+            "steps_per_s": summary.get("steps_per_second"), "backend": summary.get("backend"),
+            "evaluate_exit": evaluation.returncode, "evaluate_s": evaluated, "eval_samples": samples,
+            "stderr_tail": (train.stderr + evaluation.stderr)[-2000:]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("section", choices=("step", "concurrent", "long", "worker"))
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--work", default="/tmp/ganneal-gpu-bench")
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    if args.section == "worker":
+        return worker(args)
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    result = {"step": section_step, "concurrent": section_concurrent, "long": section_long}[args.section](args)
+    out = Path(args.out) / f"{args.section}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()
