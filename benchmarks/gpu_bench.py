@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def build(device: str, data_root: Path, extra: list[str]):
     from gan_anneal.train.build import build_experiment
 
     cfg = compose([*DCGAN, f"dataset.root={data_root}", f"device={device}", "train.progress=false",
-                   "train.sample_every=0", "train.steps=100000000", *extra])
+                   "train.sample_every=0", "train.steps=100000", "optim.decay=none", *extra])
     return build_experiment(cfg, log=lambda m: None)
 
 
@@ -103,7 +104,7 @@ def matmul_rate(device: str, dtype_name: str, n: int) -> float:
     return 2 * n**3 / seconds
 
 
-def section_step(args) -> dict:
+def section_step(args, save) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -132,6 +133,7 @@ def section_step(args) -> dict:
         except Exception as error:  # noqa: BLE001 -- report and go on with the next variant
             out["variants"][name] = {"error": f"{type(error).__name__}: {error}"}
         print(name, out["variants"][name], flush=True)
+        save(out)  # a time limit that strikes later keeps what was measured
     n = 1024 if args.device == "cpu" else 8192
     out["matmul_tflops"] = {d: matmul_rate(args.device, d, n) / 1e12 for d in ("fp32", "tf32", "bf16")}
     return out
@@ -152,25 +154,32 @@ def worker(args) -> None:
     print(json.dumps({"steps": done, "seconds": time.perf_counter() - t0}), flush=True)
 
 
-def section_concurrent(args) -> dict:
+def section_concurrent(args, save) -> dict:
     data = fabricated_cifar(Path(args.work) / "cifar", per_batch=64 if args.device == "cpu" else 512)
-    seconds = 3.0 if args.device == "cpu" else 30.0
+    seconds = 3.0 if args.device == "cpu" else 15.0
     out: dict = {"device": args.device, "seconds_each": seconds, "k": {}}
     for k in ((1, 2) if args.device == "cpu" else (1, 4, 8)):
         procs = [subprocess.Popen([sys.executable, __file__, "worker", "--device", args.device, "--data",
                                    str(data), "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True)
                  for _ in range(k)]
-        results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-        rates = [r["steps"] / r["seconds"] for r in results]
-        out["k"][str(k)] = {"steps_per_s_each": rates, "steps_per_s_total": sum(rates)}
+        rates, failed = [], 0
+        for p in procs:
+            try:
+                result = json.loads(p.communicate()[0].strip().splitlines()[-1])
+                rates.append(result["steps"] / result["seconds"])
+            except (ValueError, IndexError, KeyError):  # a worker that died (e.g. out of memory at K = 8)
+                failed += 1
+        out["k"][str(k)] = {"steps_per_s_each": rates, "steps_per_s_total": sum(rates), "workers_failed": failed}
         print(k, out["k"][str(k)], flush=True)
+        save(out)
     return out
 
 
-def section_long(args) -> dict:
+def section_long(args, save) -> dict:
     data = fabricated_cifar(Path(args.work) / "cifar_long", per_batch=2000 if args.device == "cuda" else 64)
     steps, samples = (5000, 10000) if args.device == "cuda" else (20, 200)
     run = Path(args.work) / "long_run"
+    shutil.rmtree(run, ignore_errors=True)  # a rerun on a warm machine would find it done and time nothing
     t0 = time.perf_counter()
     train = subprocess.run(["ganneal", "train", *DCGAN, f"dataset.root={data}", f"device={args.device}",
                             f"train.steps={steps}", f"hydra.run.dir={run}", "train.progress_every_s=10"],
@@ -200,10 +209,15 @@ def main() -> None:
     if args.section == "worker":
         return worker(args)
     Path(args.work).mkdir(parents=True, exist_ok=True)
-    result = {"step": section_step, "concurrent": section_concurrent, "long": section_long}[args.section](args)
     out = Path(args.out) / f"{args.section}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+
+    def save(result: dict) -> None:
+        out.write_text(json.dumps(result, indent=1))
+
+    save({"section": args.section, "started": True})
+    sections = {"step": section_step, "concurrent": section_concurrent, "long": section_long}
+    save(sections[args.section](args, save))
     print(f"written: {out}")
 
 

@@ -196,7 +196,15 @@ def _container(cfg: DictConfig) -> dict:
         if key in NEUTRAL_PREFIXES:
             continue
         node = cfg._get_node(key)
-        out[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else cfg[key]
+        if not OmegaConf.is_config(node):
+            out[key] = cfg[key]
+            continue
+        try:
+            out[key] = OmegaConf.to_container(node, resolve=True)
+        except Exception as error:  # noqa: BLE001 -- OmegaConf raises several types
+            if "HydraConfig" not in str(error):  # a typo like ${trian.steps}: the user's override
+                raise UserError(f"The config does not resolve: {str(error).splitlines()[0]}") from None
+            out[key] = OmegaConf.to_container(node, resolve=False)  # ${hydra:...}: resolved inside the job
     return out
 
 
@@ -214,13 +222,12 @@ def check_settings(cfg: DictConfig, reference: DictConfig | dict, groups: Sequen
     """Raise UserError naming every key of `cfg` that breaks its rule, its reference type, or exists only in
     `cfg`. `reference` is the composed defaults of the chosen groups (or its reference_values); `groups` their names (a group's `name`
     key is set by choosing the group, not by assignment)."""
-    try:
-        values = {k: v for k, v in flatten(_container(cfg)).items() if not k.startswith(NEUTRAL_PREFIXES)}
-    except Exception as error:  # an interpolation that does not resolve: the user's override
-        raise UserError(f"The config does not resolve: {error}") from None
+    values = {k: v for k, v in flatten(_container(cfg)).items() if not k.startswith(NEUTRAL_PREFIXES)}
     defaults = reference if isinstance(reference, dict) else reference_values(reference)
     problems = []
     for key, value in values.items():
+        if isinstance(value, str) and "${" in value and key in defaults:
+            continue  # an interpolation Hydra resolves in the job itself: its value is not known here
         if key not in defaults:
             inside = [k[len(key) + 1:] for k in defaults if k.startswith(key + ".")]
             if inside:

@@ -54,6 +54,20 @@ class RunRecord:
     config: dict[str, Any] = field(default_factory=dict)  # the run's settings, flattened ({'train.steps': 2000})
 
 
+def _evaluation_protocol(path: Path) -> dict[str, Any]:
+    """What an evaluation used (eval.json's protocol), as settings: numbers made differently never share a cell."""
+    try:
+        protocol = (json.loads((path / "eval.json").read_text()).get("fidelity") or {}).get("protocol") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    extractor = protocol.get("feature_extractor") or {}
+    reference = protocol.get("reference") or {}
+    found = {"eval.extractor": extractor.get("name"), "eval.weights_sha256": extractor.get("weights_sha256"),
+             "eval.num_samples": protocol.get("num_samples"), "eval.reference_split": reference.get("split"),
+             "eval.reference_size": reference.get("size"), "eval.generator": protocol.get("generator")}
+    return {k: v for k, v in found.items() if v is not None}
+
+
 def _fidelity_numbers(path: Path) -> tuple[dict[str, float], bool, str | None]:
     """IS / FID / KID from eval.json, whether they came from a stand-in extractor, and the extractor's name."""
     eval_json = path / "eval.json"
@@ -92,7 +106,7 @@ def read_run(path: Path) -> RunRecord | None:
         column=column_key(anneal.get("name", "none"), anneal.get("lam", 0.0)), seed=int(cfg.get("seed", 0)),
         dataset=str((cfg.get("dataset") or {}).get("name", "?")), status=str(summary.get("status", "unknown")),
         metrics=metrics, error=summary.get("error"), extractor_stand_in=stand_in, extractor=extractor,
-        config=flatten(cfg))
+        config={**flatten(cfg), **_evaluation_protocol(path)})
 
 
 def collect_runs(root: str | Path) -> list[RunRecord]:

@@ -28,7 +28,10 @@ from gan_anneal.errors import UserError
 from gan_anneal.results.rundir import RunDir
 
 # Keys that change neither the numbers nor the record: progress display, host threads, the resume shorthand.
-NEUTRAL_KEYS = ("resume", "train.progress", "device.threads")
+NEUTRAL_KEYS = ("resume", "train.progress", "device.threads", "train.progress_every_s")
+# Keys added after runs were made, with the value the code assumes when a stored config lacks them: such a run
+# continues under the same command instead of being called "other settings".
+LEGACY_DEFAULTS = {"regularizer.force": "unit", "model_score.updates": 1, "device.deterministic": False}
 
 
 class NothingToDo(Exception):
@@ -64,6 +67,7 @@ def flat(cfg: DictConfig | dict) -> dict:
 def differences(stored: DictConfig, wanted: DictConfig) -> dict[str, tuple]:
     """Keys whose values differ (stored, wanted), ignoring NEUTRAL_KEYS."""
     a, b = flat(stored), flat(wanted)
+    a = {**{k: v for k, v in LEGACY_DEFAULTS.items() if k in b}, **a}
     return {k: (a.get(k, "<absent>"), b.get(k, "<absent>")) for k in sorted(set(a) | set(b))
             if k not in NEUTRAL_KEYS and a.get(k, "<absent>") != b.get(k, "<absent>")}
 

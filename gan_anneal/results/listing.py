@@ -44,7 +44,10 @@ def list_runs(root: str | Path) -> list[RunLine]:
     keys = setting_keys(records)
     lines = []
     for r in records:
-        summary = RunDir(r.path).read_summary()
+        try:
+            summary = RunDir(r.path).read_summary()
+        except (OSError, ValueError):  # a torn or foreign summary.json: the record already says unknown
+            summary = {}
         static = r.column.lstrip("-").replace(".", "").isdigit()
         distinct = [f"divergence={r.divergence}", f"λ={r.column}" if static else f"anneal={r.column.lower()}",
                     f"seed={r.seed}"]

@@ -13,8 +13,8 @@ Keys that do not change what is trained (NEUTRAL_KEYS, `evaluate.*`) never split
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,8 @@ from gan_anneal.results.collect import RunRecord
 from gan_anneal.results.continuation import NEUTRAL_KEYS
 
 ABSENT = "<absent>"
-IGNORED_PREFIXES = ("evaluate.",)
+IGNORED_PREFIXES = ("evaluate.",)  # `ganneal evaluate`'s defaults; what an evaluation used is eval.* (collect.py)
+COLUMN_KEYS = ("anneal.name", "anneal.lam")  # they make the column (anneal=none is the λ = 0 column)
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Setting:
     label: str  # "dataset=grid25, optim.lr_g=0.0001", or "" when the folder holds one setting
     values: dict[str, Any]
     records: list[RunRecord]
+    keys: list[str] = field(default_factory=list)  # the setting keys of the folder this setting came from
 
 
 @lru_cache(maxsize=None)
@@ -54,10 +56,17 @@ def divergence_keys(name: str) -> frozenset[str]:
 
 def _comparable(record: RunRecord) -> dict[str, Any]:
     return {k: v for k, v in record.config.items()
-            if k != "seed" and k not in NEUTRAL_KEYS and not k.startswith(IGNORED_PREFIXES)}
+            if k != "seed" and k not in NEUTRAL_KEYS and k not in COLUMN_KEYS and not k.startswith(IGNORED_PREFIXES)}
+
+
+def _distinct(configs: list[dict], key: str) -> set[str]:
+    """The values runs hold for `key`; a run without the key (an older version, a schedule without warm-up)
+    matches any value, so it adds none."""
+    return {repr(c[key]) for c in configs if key in c}
 
 
 def setting_keys(records: list[RunRecord]) -> list[str]:
+    records = [r for r in records if r.config]  # unreadable runs are listed as unknown, never a setting
     configs = [_comparable(r) for r in records]
     keys = sorted(set().union(*configs)) if configs else []
     explained = set().union(*(divergence_keys(d) for d in {r.divergence for r in records}))
@@ -66,10 +75,9 @@ def setting_keys(records: list[RunRecord]) -> list[str]:
         cells[(record.divergence, record.column)].append(config)
     found = []
     for key in keys:
-        values = {repr(c.get(key, ABSENT)) for c in configs}
-        if len(values) < 2:
+        if len(_distinct(configs, key)) < 2:
             continue
-        within_cell = any(len({repr(c.get(key, ABSENT)) for c in group}) > 1 for group in cells.values())
+        within_cell = any(len(_distinct(group, key)) > 1 for group in cells.values())
         by_row_or_column = key.startswith("anneal.") or key in explained
         if within_cell or not by_row_or_column:
             found.append(key)
@@ -100,14 +108,15 @@ def split_settings(records: list[RunRecord]) -> list[Setting]:
     """The records grouped by their setting keys; one group (label "") when all runs are alike. Raises
     UserError when two runs of one setting and cell share a seed: they are not two samples."""
     keys = setting_keys(records)
+    common = {k: Counter(repr(r.config[k]) for r in records if k in r.config).most_common(1)[0][0] for k in keys}
     groups: dict[tuple, list[RunRecord]] = defaultdict(list)
-    for record in records:
-        groups[tuple(repr(record.config.get(k, ABSENT)) for k in keys)].append(record)
+    for record in records:  # a run without a key joins the setting most runs have for it
+        groups[tuple(repr(record.config[k]) if k in record.config else common[k] for k in keys)].append(record)
     settings = []
     for members in groups.values():
-        values = {k: members[0].config.get(k, ABSENT) for k in keys}
-        settings.append(Setting(_label(values, keys, records), values, members))
-        _check_one_run_per_seed(members)
+        values = {k: next((r.config[k] for r in members if k in r.config), ABSENT) for k in keys}
+        settings.append(Setting(_label(values, keys, records), values, members, keys))
+        _check_one_run_per_seed([r for r in members if r.config])
     settings.sort(key=lambda s: s.label)
     return settings
 

@@ -66,7 +66,8 @@ def check_metrics(names: list[str], records: list[RunRecord]) -> None:
     by_key = {m.key: m.name for m in METRICS.values()}
     for name in names:
         metric = metric_by_name(name)
-        if not records and name in METRICS:  # a planned sweep with no run yet: the layout is the answer
+        unfinished = not records or any(r.status != "done" for r in records)
+        if unfinished and name in METRICS:  # a sweep under way: its cells say running / missing
             continue
         if metric.key not in present:
             shown = ", ".join(by_key.get(k, k) for k in present if not k.endswith("_std")) or "none"
@@ -165,7 +166,8 @@ def build_tables(records: list[RunRecord], metrics: list[str], reference=None,
     averaged). Rows: divergences present (or planned); columns: those present, planned or in the reference.
     With a reference, its row follows ours for each divergence it covers."""
     settings = split_settings(records) if records else [Setting("", {}, [])]
-    split_by = sorted({k.split("=")[0] for s in settings for k in s.label.split(", ") if s.label})
+    groups = {k.rsplit(".", 1)[0] for k in settings[0].keys if k.endswith(".name")}
+    split_by = sorted({k.rsplit(".", 1)[0] if k.rsplit(".", 1)[0] in groups else k for k in settings[0].keys})
     tables = []
     for name in metrics:
         metric = metric_by_name(name)
