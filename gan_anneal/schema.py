@@ -150,6 +150,7 @@ RULES: dict[str, Rule] = {
     **{f"model.{k}": COUNT for k in ("z_dim", "hidden", "depth", "base", "max_width", "g_width", "g_hidden",
                                      "d_width", "d_hidden", "dim", "blocks")},
     "model.init": Rule(str, choices=(None, "blob"), optional=True),
+    "model.cpu_threads": OPTIONAL_COUNT,
     "model.init_center": Rule(list, optional=True),
     "model.init_scale": POSITIVE,
     "model.critic_norm": Rule(str, choices=("none", "batch", "layer")),

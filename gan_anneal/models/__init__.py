@@ -50,4 +50,5 @@ MODELS.register("dcgan64")(partial(dcgan, resolution=64, name="dcgan64"))  # Cel
 
 def build_models(settings: dict, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     settings = dict(settings)
+    settings.pop("cpu_threads", None)  # a host setting (train/build.py), not an architecture one
     return MODELS.build(settings.pop("name"), data_shape=tuple(data_shape), **settings)

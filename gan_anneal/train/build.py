@@ -28,10 +28,12 @@ from gan_anneal.score.dsm import (
 from gan_anneal.score.exact import ExactScore
 
 
-def resolve_device(settings: DictConfig) -> torch.device:
+def resolve_device(settings: DictConfig, model_threads: int | None = None) -> torch.device:
+    """The device; on a CPU, device.threads or else the model's own cpu_threads (model/mlp.yaml says why)."""
     name = settings.name
-    if settings.get("threads"):
-        torch.set_num_threads(int(settings.threads))
+    threads = settings.get("threads") or model_threads
+    if threads:
+        torch.set_num_threads(int(threads))
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -104,7 +106,7 @@ class Experiment:
 def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Experiment:
     check_values(cfg)
     torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, cfg.model.get("cpu_threads"))
     from gan_anneal.train.precision import backend_settings
 
     backend = backend_settings(device, bool(cfg.device.get("deterministic", False)))
