@@ -57,7 +57,7 @@ def bare_stepper(exp):
     import torch
     import torch.nn.functional as F
 
-    G, D = copy.deepcopy(exp.generator), copy.deepcopy(exp.critic)
+    G, D = copy.deepcopy(exp.generator).requires_grad_(True), copy.deepcopy(exp.critic).requires_grad_(True)
     o = exp.cfg.optim
     opt_g = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=tuple(o.betas))
     opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=tuple(o.betas))
