@@ -48,7 +48,7 @@ def _root(
     import shlex
 
     # the command as typed, for each run's summary.json (Hydra rewrites sys.argv; launcher workers inherit this)
-    os.environ.setdefault("GANNEAL_COMMAND", " ".join(shlex.quote(a) for a in ["ganneal", *sys.argv[1:]]))
+    os.environ["GANNEAL_COMMAND"] = " ".join(shlex.quote(a) for a in ["ganneal", *sys.argv[1:]])
     if ctx.invoked_subcommand is None:  # bare `ganneal`: the help, and success
         typer.echo(ctx.get_help())
         raise typer.Exit(0)

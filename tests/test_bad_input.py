@@ -295,11 +295,12 @@ def test_output_paths_are_checked_before_the_work(tmp_path, toy_trained):
 
 # -- 9-10: flags, version, configs ---------------------------------------------------------------------------
 
-def test_hydra_flags_and_unknown_flags(tmp_path):
-    result = invoke("train", "--hydra-help", cwd=tmp_path)
-    assert result.exit_code == 0 and "Hydra" in result.output
-    result = invoke("train", "--info", "defaults", cwd=tmp_path)
-    assert result.exit_code == 0 and "Defaults List" in result.output
+def test_hydra_flags_and_unknown_flags(tmp_path, run_cli):
+    # in a fresh interpreter: Hydra's --info sets up logging on the process's streams, which CliRunner closes
+    result = run_cli("train", "--hydra-help", cwd=tmp_path)
+    assert result.returncode == 0 and "Hydra" in result.stdout
+    result = run_cli("train", "--info", "defaults", cwd=tmp_path)
+    assert result.returncode == 0 and "Defaults List" in result.stdout
     result = invoke("train", "--frobnicate", cwd=tmp_path)
     assert result.exit_code == 2 and "no option --frobnicate" in result.output and "--info" in result.output
     assert not list(tmp_path.iterdir())
