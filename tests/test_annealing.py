@@ -214,12 +214,12 @@ def test_gibbs_optimum_at_a_small_budget(tmp_path):
     from gan_anneal.experiments.gibbs import run_gibbs_check
 
     grid = [("likelihood", "entropy", 3.0), ("likelihood", "entropy", -1.0), ("entropy", "entropy", 1.0)]
-    rows = run_gibbs_check(tmp_path, grid=grid, steps=800, jobs=2)  # two single-thread processes
+    rows = run_gibbs_check(tmp_path, grid=grid, steps=500, jobs=2)  # two single-thread processes; errors ≤ 1.5% here
     measured = {(r.regularizer, r.lam): r for r in rows}
     assert all(r.status == "done" for r in rows)
     assert measured[("likelihood", 3.0)].predicted_var == pytest.approx(0.25)
     for r in rows:
-        assert r.rel_error < 0.25, (r.regularizer, r.lam, r.measured_var, r.predicted_var)
+        assert r.rel_error < 0.10, (r.regularizer, r.lam, r.measured_var, r.predicted_var)
     assert (tmp_path / "gibbs.md").exists() and (tmp_path / "gibbs.png").exists()
 
 
