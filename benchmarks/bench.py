@@ -107,23 +107,24 @@ def bare_stepper(exp):
     import torch
     import torch.nn.functional as F
 
-    G, D = copy.deepcopy(exp.generator), copy.deepcopy(exp.critic)
+    # copies that train whatever phase the loop left requires_grad in; on the experiment's device (gpu_bench.py)
+    G, D = copy.deepcopy(exp.generator).requires_grad_(True), copy.deepcopy(exp.critic).requires_grad_(True)
     o = exp.cfg.optim
     opt_g = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=tuple(o.betas))
     opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=tuple(o.betas))
-    n, z_dim, sample = exp.cfg.train.batch_size, G.z_dim, exp.target.sample
-    ones, zeros = torch.ones(n), torch.zeros(n)
+    n, z_dim, sample, device = exp.cfg.train.batch_size, G.z_dim, exp.target.sample, exp.device
+    ones, zeros = torch.ones(n, device=device), torch.zeros(n, device=device)
 
     def step():
         real = sample(n)
-        fake = G(torch.randn(n, z_dim))
+        fake = G(torch.randn(n, z_dim, device=device))
         opt_d.zero_grad()
-        loss_d = F.binary_cross_entropy_with_logits(D(real), ones) + \
-            F.binary_cross_entropy_with_logits(D(fake.detach()), zeros)
+        loss_d = F.binary_cross_entropy_with_logits(D(real).flatten(), ones) + \
+            F.binary_cross_entropy_with_logits(D(fake.detach()).flatten(), zeros)
         loss_d.backward()
         opt_d.step()
         opt_g.zero_grad()
-        loss_g = F.binary_cross_entropy_with_logits(D(fake), ones)  # non-saturating: the jsd default
+        loss_g = F.binary_cross_entropy_with_logits(D(fake).flatten(), ones)  # non-saturating: the jsd default
         loss_g.backward()
         opt_g.step()
 

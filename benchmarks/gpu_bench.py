@@ -13,7 +13,6 @@ Every section writes DIR/<section>.json; gpu.sh gathers them into DIR/gpu.md.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import shutil
 import statistics
@@ -24,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench import ganneal_stepper  # noqa: E402  (the same stepper as the CPU bench)
+from bench import bare_stepper, ganneal_stepper  # noqa: E402  (the CPU bench's two steppers, device-aware)
 
 DCGAN = ["dataset=cifar10", "model=dcgan32", "divergence=jsd", "train.n_critic=1"]
 
@@ -50,33 +49,6 @@ def build(device: str, data_root: Path, extra: list[str]):
     cfg = compose([*DCGAN, f"dataset.root={data_root}", f"device={device}", "train.progress=false",
                    "train.sample_every=0", "train.steps=100000", "optim.decay=none", *extra])
     return build_experiment(cfg, log=lambda m: None)
-
-
-def bare_stepper(exp):
-    """The single-file DCGAN loop on copies of the same networks, on the same device."""
-    import torch
-    import torch.nn.functional as F
-
-    G, D = copy.deepcopy(exp.generator).requires_grad_(True), copy.deepcopy(exp.critic).requires_grad_(True)
-    o = exp.cfg.optim
-    opt_g = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=tuple(o.betas))
-    opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=tuple(o.betas))
-    n, device = exp.cfg.train.batch_size, exp.device
-    ones, zeros = torch.ones(n, device=device), torch.zeros(n, device=device)
-
-    def step():
-        real = exp.target.sample(n)
-        fake = G(torch.randn(n, G.z_dim, device=device))
-        opt_d.zero_grad()
-        loss_d = F.binary_cross_entropy_with_logits(D(real).flatten(), ones) + \
-            F.binary_cross_entropy_with_logits(D(fake.detach()).flatten(), zeros)
-        loss_d.backward()
-        opt_d.step()
-        opt_g.zero_grad()
-        F.binary_cross_entropy_with_logits(D(fake).flatten(), ones).backward()
-        opt_g.step()
-
-    return step
 
 
 def timed(fn, device: str, inner: int, repeats: int, warmup: int = 3) -> float:

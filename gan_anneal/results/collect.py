@@ -30,6 +30,11 @@ def column_key(anneal: str, lam: Any) -> str:
     return anneal.upper()
 
 
+def is_static_column(key: str) -> bool:
+    """Whether a column key is a static λ ("-0.1", "0") rather than a schedule ("OA")."""
+    return key.lstrip("-").replace(".", "").isdigit()
+
+
 def column_order(key: str) -> tuple:
     """Static λ ascending, then PMA, NMA, OA, then any other schedule by name."""
     try:
@@ -52,6 +57,8 @@ class RunRecord:
     extractor_stand_in: bool = False  # IS/FID made with the offline stand-in extractor (smoke runs)
     extractor: str | None = None  # the feature extractor of eval.json's numbers
     config: dict[str, Any] = field(default_factory=dict)  # the run's settings, flattened ({'train.steps': 2000})
+    steps: int | None = None  # steps done, and planned, as summary.json says
+    total_steps: int | None = None
 
 
 def _evaluation_protocol(path: Path) -> dict[str, Any]:
@@ -106,7 +113,8 @@ def read_run(path: Path) -> RunRecord | None:
         column=column_key(anneal.get("name", "none"), anneal.get("lam", 0.0)), seed=int(cfg.get("seed", 0)),
         dataset=str((cfg.get("dataset") or {}).get("name", "?")), status=str(summary.get("status", "unknown")),
         metrics=metrics, error=summary.get("error"), extractor_stand_in=stand_in, extractor=extractor,
-        config={**flatten(cfg), **_evaluation_protocol(path)})
+        config={**flatten(cfg), **_evaluation_protocol(path)}, steps=summary.get("steps"),
+        total_steps=summary.get("total_steps"))
 
 
 def collect_runs(root: str | Path) -> list[RunRecord]:

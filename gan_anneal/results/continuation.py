@@ -50,18 +50,9 @@ class Start:
 
 def flat(cfg: DictConfig | dict) -> dict:
     """{'train.steps': 2000, ...} of a resolved config."""
-    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-    out: dict = {}
+    from gan_anneal.schema import flatten
 
-    def walk(node, prefix):
-        if isinstance(node, dict) and node:
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        else:
-            out[prefix[:-1]] = node
-
-    walk(container, "")
-    return out
+    return flatten(OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg)
 
 
 def differences(stored: DictConfig, wanted: DictConfig) -> dict[str, tuple]:

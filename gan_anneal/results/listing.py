@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gan_anneal.results.collect import RunRecord, collect_runs
+from gan_anneal.results.collect import RunRecord, collect_runs, is_static_column
 from gan_anneal.results.rundir import RunDir
 from gan_anneal.results.settings import setting_keys
 
@@ -44,16 +44,12 @@ def list_runs(root: str | Path) -> list[RunLine]:
     keys = setting_keys(records)
     lines = []
     for r in records:
-        try:
-            summary = RunDir(r.path).read_summary()
-        except (OSError, ValueError):  # a torn or foreign summary.json: the record already says unknown
-            summary = {}
-        static = r.column.lstrip("-").replace(".", "").isdigit()
-        distinct = [f"divergence={r.divergence}", f"λ={r.column}" if static else f"anneal={r.column.lower()}",
-                    f"seed={r.seed}"]
+        distinct = [f"divergence={r.divergence}",
+                    f"λ={r.column}" if is_static_column(r.column) else f"anneal={r.column.lower()}", f"seed={r.seed}"]
         distinct += [f"{k}={r.config.get(k)}" for k in keys if not k.startswith("anneal.")]
         shown = [f"{label} {r.metrics[k]:.3g}" for k, label in KEY_METRICS.items() if k in r.metrics]
-        steps = f"{summary.get('steps', '?')}/{summary.get('total_steps', r.config.get('train.steps', '?'))}"
+        total = r.total_steps if r.total_steps is not None else r.config.get("train.steps", "?")
+        steps = f"{'?' if r.steps is None else r.steps}/{total}"
         lines.append(RunLine(str(Path(r.path).relative_to(root)) if Path(r.path) != Path(root) else ".",
                              _status(r), steps, " ".join(distinct), " ".join(shown) or "—", _age(Path(r.path))))
     return lines

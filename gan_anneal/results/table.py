@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from gan_anneal.errors import UserError
 from gan_anneal.kinds import dataset_kind
-from gan_anneal.results.collect import RunRecord, column_order
+from gan_anneal.results.collect import RunRecord, column_order, is_static_column
 from gan_anneal.results.settings import Setting, split_settings
 
 FORMATS = ("rich", "markdown", "csv", "latex")
@@ -233,7 +233,7 @@ def _metric_table(records: list[RunRecord], metric: Metric, reference, planned) 
 
 
 def _column_header(key: str) -> str:
-    return key if not key.lstrip("-").replace(".", "").isdigit() else f"λ={key}"
+    return f"λ={key}" if is_static_column(key) else key
 
 
 def _ref_text(cell: Cell, digits: int) -> str:
@@ -295,7 +295,7 @@ def render_latex(tables: list[MetricTable]) -> str:
         out.append("% " + t.title)
         out.append(r"\begin{tabular}{l" + "r" * len(t.columns) + "}")
         out.append(r"\toprule")
-        heads = [f"${c}$" if c.lstrip("-").replace(".", "").isdigit() else c for c in t.columns]
+        heads = [f"${c}$" if is_static_column(c) else c for c in t.columns]
         out.append(r"model & " + " & ".join(heads) + r" \\")
         out.append(r"\midrule")
         for row in t.rows:
