@@ -260,7 +260,7 @@ def bench_eval(args, console) -> dict:
 
     reference = build_dataset(OmegaConf.to_container(cfg.dataset, resolve=True)).uint8_images()
     generator, _, _ = fidelity.load_generator(run_dir, cfg, tuple(reference.shape[1:]), device, "auto")
-    fidelity.register_stand_in_extractor()
+    fidelity.register_extractors()
 
     class Plain(torch.nn.Module):  # what a user writes: z → uint8 images
         def __init__(self, g):

@@ -369,8 +369,9 @@ def evaluate(
                                                     "05-6726825d.pth (else config, $GANNEAL_INCEPTION_WEIGHTS, "
                                                     "torch's hub cache)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Feature-extraction batch (default 64)."),
-    extractor: Optional[str] = typer.Option(None, "--extractor", help="inception-v3-compat (default) or "
-                                            "ganneal-tiny (offline stand-in: smoke tests only)."),
+    extractor: Optional[str] = typer.Option(None, "--extractor", help="inception-v3-compat (default), "
+                                            "ganneal-mnist (a digit classifier: mnist_small / mnist runs, offline) "
+                                            "or ganneal-tiny (offline stand-in: smoke tests only)."),
     generator: Optional[str] = typer.Option(None, "--generator", help="auto (EMA when kept) | ema | raw."),
     reference_split: Optional[str] = typer.Option(None, "--reference-split", help="Default: train."),
     reference_count: Optional[int] = typer.Option(None, "--reference-count", help="Use the first N reference images."),

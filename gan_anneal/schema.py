@@ -111,7 +111,7 @@ RULES: dict[str, Rule] = {
     "evaluate.num_samples": Rule(int, low=2),
     "evaluate.batch_size": COUNT,
     "evaluate.is_splits": COUNT,
-    "evaluate.extractor": Rule(str, choices=("inception-v3-compat", "ganneal-tiny")),
+    "evaluate.extractor": Rule(str, choices=("inception-v3-compat", "ganneal-mnist", "ganneal-tiny")),
     "evaluate.generator": Rule(str, choices=("auto", "ema", "raw")),
     "evaluate.inception_weights": OPTIONAL_PATH,
     "evaluate.cache_dir": OPTIONAL_PATH,
@@ -132,6 +132,7 @@ RULES: dict[str, Rule] = {
     "divergence.generator_loss": Rule(str, choices=("boundary", "proxy", "minimax")),
     # regularizer, score
     "regularizer.force": Rule(str, choices=("unit", "critic")),
+    "regularizer.reduction": Rule(str, choices=("sum", "mean")),
     "score.sigma": POSITIVE,
     "score.smoothing": Rule(float, low=0),
     "score.steps": COUNT,
@@ -140,6 +141,9 @@ RULES: dict[str, Rule] = {
     "score.conv_hidden": COUNT,
     "score.lr": POSITIVE,
     "score.batch_size": COUNT,
+    "score.held_out": COUNT,
+    "score.eval_every": NON_NEGATIVE_INT,
+    "score.patience": NON_NEGATIVE_INT,
     "score.seed": NON_NEGATIVE_INT,
     "score.cache_dir": OPTIONAL_PATH,
     # device

@@ -180,7 +180,7 @@ def test_dsm_score_agrees_with_the_exact_score_where_the_mixture_has_mass(tmp_pa
     spec = {"dataset": "ring3", "sigma": 0.1, "steps": 3000, "hidden": 128, "depth": 3, "lr": 1e-3,
             "batch_size": 512, "seed": 0}
     messages = []
-    dsm = pretrained_data_score(target.sample, (2,), spec, tmp_path, torch.device("cpu"), log=messages.append)
+    dsm = pretrained_data_score(target, (2,), spec, tmp_path, torch.device("cpu"), log=messages.append)
     x = target.sample(4000)
     x = x[target.log_prob(x) > target.log_prob(x).median()]  # the denser half: where a score can be learnt
     # DSM with noise σ estimates the score of μ smoothed by N(0, σ²) (Tweedie): compare with that, in closed form
@@ -191,9 +191,33 @@ def test_dsm_score_agrees_with_the_exact_score_where_the_mixture_has_mass(tmp_pa
     assert float(cosine.median()) > 0.97 and float(relative_l2) < 0.35  # measured: 0.985 and 0.28
 
     # a second build with the same spec loads the cache instead of training
-    again = pretrained_data_score(target.sample, (2,), spec, tmp_path, torch.device("cpu"), log=messages.append)
-    assert "training" in messages[0] and "loaded" in messages[1]
+    again = pretrained_data_score(target, (2,), spec, tmp_path, torch.device("cpu"), log=messages.append)
+    assert "training" in messages[0] and "held-out DSM loss" in messages[-2] and "loaded" in messages[-1]
+    assert "held-out DSM loss" in messages[-1]  # the record stored beside the network, shown again on load
     assert torch.equal(again(x), estimate)
+
+
+def test_dsm_pretraining_stops_on_its_held_out_loss_and_stores_the_record(tmp_path):
+    """lr = 0: the held-out loss never improves, so training stops after `patience` evaluations past the first."""
+    import json
+
+    from gan_anneal.data.images import digits
+    from gan_anneal.score.dsm import pretrained_data_score
+
+    target = digits()
+    spec = {"dataset": "digits", "sigma": 0.1, "steps": 1000, "hidden": 32, "depth": 2, "conv_hidden": 4,
+            "lr": 0.0, "batch_size": 8, "seed": 0, "held_out": 64, "eval_every": 5, "patience": 2}
+    messages = []
+    pretrained_data_score(target, (1, 8, 8), spec, tmp_path, torch.device("cpu"), log=messages.append)
+    (record_file,) = tmp_path.glob("dsm-*.json")
+    record = json.loads(record_file.read_text())
+    assert record["steps_run"] == 15 and record["stopped_early"] and record["held_out"] == 64
+    assert [step for step, _, _ in record["curve"]] == [5, 10, 15]
+    assert f"{record['held_out_loss']:.4g}" in messages[-1] and "stopped" in messages[-1]
+    rest, held = target.split_off(64, 0)  # held out means never trained on: the two partition the data set
+    held_uint8 = ((held + 1) * 127.5).round().to(torch.uint8)
+    assert len(rest) + len(held) == len(target) and len(held) == 64
+    assert torch.equal(torch.cat([rest.images, held_uint8]).long().sum(0), target.images.long().sum(0))
 
 
 @pytest.mark.parametrize("divergence", ["rkl", "jsd", "wgan"])

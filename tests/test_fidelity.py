@@ -117,7 +117,7 @@ def test_grey_images_become_three_channels():
 
 
 def test_stand_in_registration_is_idempotent():
-    assert fidelity.register_stand_in_extractor() == fidelity.register_stand_in_extractor() == fidelity.TINY
+    assert fidelity.register_extractors() == fidelity.register_extractors() == fidelity.TINY
 
 
 # Inception weights: found, or a clear and fast failure ------------------------------------------------

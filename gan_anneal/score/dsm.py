@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -84,29 +84,89 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("GANNEAL_CACHE", Path.home() / ".cache" / "ganneal")) / "scores"
 
 
-def pretrained_data_score(sample: Callable[[int], torch.Tensor], data_shape: tuple[int, ...], spec: dict,
-                          cache_dir: Path, device: torch.device, log=print) -> DenoisingScore:
+def held_out_split(target, count: int, seed: int):
+    """(sample, held-out batch): a finite data set (images) gives up `count` of its points, chosen by `seed`, that
+    the score network never trains on; a distribution one can draw from afresh (the toys) gives fresh draws."""
+    if hasattr(target, "split_off"):
+        rest, held = target.split_off(count, seed)
+        return rest.sample, held
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        return target.sample, target.sample(count)
+
+
+def held_out_loss(net: nn.Module, held: torch.Tensor, sigma: float, seed: int, batch: int = 256) -> float:
+    """The DSM loss on the held-out points with fixed noise: comparable between evaluations and runs."""
+    was_training = net.training
+    net.eval()
+    total = 0.0
+    with torch.no_grad(), torch.random.fork_rng(devices=[held.device] if held.is_cuda else []):
+        torch.manual_seed(seed + 2)
+        for chunk in held.split(batch):
+            total += float(dsm_loss(net, chunk, sigma)) * len(chunk)
+    net.train(was_training)
+    return total / len(held)
+
+
+def pretrained_data_score(target, data_shape: tuple[int, ...], spec: dict, cache_dir: Path, device: torch.device,
+                          log=print) -> DenoisingScore:
     """Train (or load from the cache) a frozen data-score network.
 
-    `spec` holds everything that determines the network (dataset, σ, architecture, steps, seed, lr, batch);
-    its hash names the cache file, so the runs of a sweep train it once.
+    `spec` holds everything that determines the network (dataset, σ, architecture, steps, seed, lr, batch,
+    held-out count, stopping rule); its hash names the cache file, so the runs of a sweep train it once. Training
+    stops at `steps`, or earlier once the held-out DSM loss (every `eval_every` steps) has not improved for
+    `patience` evaluations (0: never early); the network kept is the one with the lowest held-out loss. The
+    record (held-out loss, steps, seconds) is stored beside the network as dsm-<key>.json and printed.
     """
+    from gan_anneal.progress import StepProgress
+    from gan_anneal.results.rundir import atomic_write_text
+
     net = build_score_network(data_shape, spec["hidden"], spec["depth"], spec.get("conv_hidden")).to(device)
     path = Path(cache_dir) / f"dsm-{cache_key(spec)}.pt"
+    record_path = path.with_suffix(".json")
     if path.exists():
         net.load_state_dict(load_checkpoint(path, map_location=device)["net"])
-        log(f"data score: loaded {path}")
+        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+        held = f", held-out DSM loss {record['held_out_loss']:.4g}" if "held_out_loss" in record else ""
+        log(f"data score: loaded {path}{held}")
     else:
-        log(f"data score: training a denoising score network for {spec['steps']} steps → {path}")
+        steps, every, patience = int(spec["steps"]), int(spec.get("eval_every") or 0), int(spec.get("patience") or 0)
+        log(f"data score: training a denoising score network (σ = {spec['sigma']}) for up to {steps} steps of "
+            f"{spec['batch_size']} → {path}")
         outer_rng = torch.get_rng_state()  # keep the GAN's random stream independent of the cache state
         torch.manual_seed(spec["seed"])
+        sample, held = held_out_split(target, int(spec.get("held_out") or 256), int(spec["seed"]))
         optimizer = torch.optim.Adam(net.parameters(), lr=spec["lr"])
-        for _ in range(spec["steps"]):
-            loss = dsm_loss(net, sample(spec["batch_size"]), spec["sigma"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        best, best_state, since_best, curve, step = float("inf"), None, 0, [], 0
+        started = time.perf_counter()
+        with StepProgress("data score", steps, log) as progress:
+            while step < steps:
+                loss = dsm_loss(net, sample(spec["batch_size"]), spec["sigma"])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                if (every and step % every == 0) or step == steps:
+                    value = held_out_loss(net, held, spec["sigma"], int(spec["seed"]))
+                    curve.append([step, round(value, 5), round(time.perf_counter() - started, 2)])
+                    if value < best:
+                        best, since_best = value, 0
+                        best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                    else:
+                        since_best += 1
+                    progress.update(step, f"held-out DSM loss {value:.4g} (best {best:.4g})")
+                    if patience and since_best >= patience:
+                        break
+                elif step % 10 == 0:
+                    progress.update(step)
+        net.load_state_dict(best_state)
+        seconds = time.perf_counter() - started
         torch.set_rng_state(outer_rng)
+        record = {"held_out_loss": best, "held_out": len(held), "steps_run": step, "max_steps": steps,
+                  "stopped_early": step < steps, "seconds": round(seconds, 1), "curve": curve, "spec": spec}
         save_checkpoint(path, {"net": net.state_dict(), "spec": json.dumps(spec, sort_keys=True)})
+        atomic_write_text(record_path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+        log(f"data score: held-out DSM loss {best:.4g} after {step} steps ({seconds:.0f} s)"
+            + (", stopped: no improvement" if step < steps else ""))
     net.eval().requires_grad_(False)
     return DenoisingScore(net, spec["sigma"])

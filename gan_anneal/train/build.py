@@ -62,7 +62,7 @@ def build_data_score(cfg: DictConfig, target: Target, data_shape, device, log):
     if name == "dsm":
         cache_dir = settings.pop("cache_dir", None) or default_cache_dir()
         spec = {"dataset": as_dict(cfg.dataset), **settings}
-        return pretrained_data_score(target.sample, data_shape, spec, Path(cache_dir), device, log)
+        return pretrained_data_score(target, data_shape, spec, Path(cache_dir), device, log)
     raise UserError(f"Unknown score '{name}'. Valid choices: exact, dsm.")
 
 
@@ -71,7 +71,8 @@ def build_regularizer(cfg: DictConfig, target: Target, data_shape, device, sched
     name = cfg.regularizer.name if cfg.anneal.name != "none" else "none"
     regularizer = Regularizer(name, cfg.anneal.get("negative", "entropy"),
                               normalize=bool(cfg.regularizer.get("normalize", False)),
-                              force=str(cfg.regularizer.get("force", "unit")))
+                              force=str(cfg.regularizer.get("force", "unit")),
+                              reduction=str(cfg.regularizer.get("reduction", "sum")))
     total = cfg.train.steps
     uses_likelihood, uses_entropy = regularizer.terms_used(schedule(step, total) for step in range(total))
     if uses_likelihood:
