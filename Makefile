@@ -2,7 +2,7 @@
 PY ?= python
 
 .PHONY: install test test-all lint demo gibbs-check
-.PHONY: cifar10-table cifar10-table-smoke toy-table
+.PHONY: cifar10-table cifar10-table-smoke toy-table mnist-table
 .PHONY: bench bench-quick
 
 install:            ## install ganneal and its test tools (editable)
@@ -47,6 +47,12 @@ toy-table:          ## the toy table on ring8: 3 divergences × 6 columns × 3 s
 	OMP_NUM_THREADS=1 ganneal sweep toy_table --out $(RUNS)/toy_table $(JOBS_FLAG)
 	ganneal table $(RUNS)/toy_table
 	ganneal table $(RUNS)/toy_table --format markdown --out $(RUNS)/toy_table/table.md
+
+mnist-table:        ## Table 1 in miniature on mnist_small: 42 runs + seeds 1-2 of λ=0/PMA/NMA/OA, IS/FID by ganneal-mnist
+	OMP_NUM_THREADS=1 ganneal sweep mnist_table --seeds 0 --out $(RUNS)/mnist_table $(JOBS_FLAG)
+	OMP_NUM_THREADS=1 ganneal sweep mnist_table --out $(RUNS)/mnist_table --columns 0,PMA,NMA,OA --seeds 1,2 $(JOBS_FLAG)
+	ganneal table $(RUNS)/mnist_table
+	ganneal table $(RUNS)/mnist_table --format markdown --out $(RUNS)/mnist_table/table.md
 
 # Benchmarks (issue 8): ganneal's step vs a bare PyTorch loop, FLOP/s vs the matmul peak, evaluate vs
 # torch-fidelity, parallel sweeps. Prints a table, writes benchmarks/results/bench-<time>.json (docs/benchmarks.md).

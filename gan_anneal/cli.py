@@ -125,6 +125,9 @@ def train(
         fail(str(error))
     if multirun:
         overrides = force_swept_group_keys(overrides)
+        from gan_anneal.hydra_app import SWEPT_ENV, swept_keys
+
+        os.environ[SWEPT_ENV] = ",".join(swept_keys(overrides))  # names the job folders (hydra_app.job_folder_name)
     if multirun and not cfg:  # pin the sweep dir, so the jobs' summaries can be read back from it
         overrides, sweep_dir = _pin_sweep_dir(overrides, first)
     import time

@@ -6,11 +6,38 @@ from __future__ import annotations
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from gan_anneal.config import CONF_DIR
 
 OUTCOMES: list[str] = []  # outcomes of the jobs run in this process, read by the CLI for its exit code
+NAME_LIMIT = 120  # characters of a multirun job folder's name
+
+
+SWEPT_ENV = "GANNEAL_SWEPT"  # the keys a multirun sweeps, set by `ganneal train -m`, inherited by launcher workers
+
+
+def swept_keys(overrides: list[str]) -> list[str]:
+    """The keys of the overrides that sweep (a,b,c · range() · choice() · glob()), by Hydra's own parser."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    words = [w for w in overrides if "=" in w and not w.startswith("-")]
+    return [o.get_key_element() for o in OverridesParser.create().parse_overrides(words) if o.is_sweep_override()]
+
+
+def job_folder_name(num, task_overrides) -> str:
+    """A multirun job's folder: its number and the values of the keys the command sweeps, e.g.
+    `3_anneal.lam=1,divergence=rkl` (all of the job's overrides when the swept keys are not known)."""
+    import os
+
+    swept = set(filter(None, os.environ.get(SWEPT_ENV, "").split(","))) or None
+    chosen = [o for o in map(str, task_overrides or [])
+              if swept is None or o.split("=", 1)[0].lstrip("+~") in swept]
+    name = f"{num}_{','.join(chosen)}" if chosen else str(num)
+    return name.replace("/", "_")[:NAME_LIMIT]
+
+
+OmegaConf.register_new_resolver("ganneal_job_folder", job_folder_name, replace=True)
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")

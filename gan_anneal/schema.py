@@ -99,6 +99,7 @@ RULES: dict[str, Rule] = {
     "model_score.lr": POSITIVE,
     "model_score.hidden": COUNT,
     "model_score.depth": COUNT,
+    "model_score.conv_hidden": COUNT,
     "model_score.updates": COUNT,
     "generator_loss": Rule(str, choices=(None, "boundary", "proxy", "minimax"), optional=True),
     "bgan.samples_per_z": COUNT,
@@ -157,7 +158,7 @@ RULES: dict[str, Rule] = {
     "model.cpu_threads": OPTIONAL_COUNT,
     "model.init_center": Rule(list, optional=True),
     "model.init_scale": POSITIVE,
-    "model.critic_norm": Rule(str, choices=("none", "batch", "layer")),
+    "model.critic_norm": Rule(str, choices=("none", "batch", "layer", "auto")),
     "model.prior": Rule(str, choices=("uniform", "normal")),
     # dataset
     **{f"dataset.{k}": POSITIVE for k in ("std", "std1", "std2", "radius", "spacing", "ring_std", "lobe_std",
@@ -280,6 +281,12 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def gradient_penalised(divergence: dict | None) -> bool:
+    """Whether the critic's loss penalises its per-sample input gradients (WGAN-GP, gp0, Roth et al.)."""
+    divergence = divergence or {}
+    return bool(divergence.get("gp_weight")) or divergence.get("penalty") not in (None, "none")
+
+
 def cross_checks(values: dict[str, Any]) -> list[str]:
     """Rules between keys."""
     problems = []
@@ -295,4 +302,8 @@ def cross_checks(values: dict[str, Any]) -> list[str]:
             and values.get("regularizer.name") in ("likelihood", "entropy")):
         problems.append(f"anneal.lam={lam:g} with anneal.negative=raw gives a weight ≤ −1 (β ≤ 0); raw needs λ > −1. "
                         "Use anneal.negative=entropy (the default) for λ ≤ −1")
+    divergence = {"gp_weight": values.get("divergence.gp_weight"), "penalty": values.get("divergence.penalty")}
+    if values.get("model.critic_norm") == "batch" and gradient_penalised(divergence):
+        problems.append("model.critic_norm=batch with a gradient penalty: the penalty is on each sample's input "
+                        "gradient, which batch statistics mix across the batch. Use critic_norm=layer, none or auto")
     return problems

@@ -183,6 +183,35 @@ def test_dcgan_refuses_wrong_size():
         build_models({"name": "dcgan"}, (1, 28, 28))
 
 
+def test_critic_norm_auto_is_batch_norm_unless_a_gradient_penalty_needs_per_sample_critics():
+    from torch import nn
+
+    from gan_anneal.models import build_models
+
+    def norms(divergence):
+        _, critic = build_models({"name": "dcgan32", "base": 8, "critic_norm": "auto"}, (1, 32, 32), divergence)
+        return {type(m) for m in critic.modules() if isinstance(m, (nn.BatchNorm2d, nn.LayerNorm))}
+
+    assert norms({"name": "jsd"}) == {nn.BatchNorm2d}
+    assert norms({"name": "wgan", "gp_weight": 10.0}) == {nn.LayerNorm}
+    assert norms({"name": "bgan_js", "penalty": "roth", "penalty_weight": 5.0}) == {nn.LayerNorm}
+
+
+def test_batch_norm_critic_with_a_gradient_penalty_is_refused(make_cfg):
+    with pytest.raises(UserError, match="critic_norm=batch with a gradient penalty"):
+        make_cfg("experiment=mnist_cpu", "divergence=wgan", "model.critic_norm=batch")
+    make_cfg("experiment=mnist_cpu", "divergence=wgan")  # auto: layer norm
+
+
+def test_the_online_model_score_on_images_has_its_own_conv_width(make_cfg):
+    from gan_anneal.train.build import build_experiment
+
+    cfg = make_cfg("experiment=mnist_cpu", "anneal=static", "anneal.lam=-1", "model_score.conv_hidden=4",
+                   "train.steps=2", "device=cpu")
+    net = build_experiment(cfg, log=lambda m: None).regularizer.model_score.net
+    assert net.inp.out_channels == 4
+
+
 def test_score_conv_net():
     from gan_anneal.score.dsm import build_score_network, dsm_loss
 

@@ -35,6 +35,12 @@ def assert_complete(run: Path) -> dict:
     return summary
 
 
+def job_dir(sweep, i: int):
+    """Job i's folder of a multirun: `<i>_<swept key=value,...>`."""
+    (found,) = [p for p in sweep.iterdir() if p.is_dir() and p.name.split("_", 1)[0] == str(i)]
+    return found
+
+
 # Hydra multirun, three launchers ---------------------------------------------------------------------------
 
 def test_basic_multirun_2x3_grid_and_table(tmp_path):
@@ -43,8 +49,11 @@ def test_basic_multirun_2x3_grid_and_table(tmp_path):
                  f"hydra.sweep.dir={sweep}")
     assert result.exit_code == 0, result.output
     assert "6 done" in result.output
-    for i in range(6):
-        assert_complete(sweep / str(i))
+    names = [f"{i}_divergence={d},anneal.lam={lam}" for i, (d, lam) in
+             enumerate((d, lam) for d in ("jsd", "wgan") for lam in (-1, 0, 1))]  # folders named by the swept keys
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == sorted(names)
+    for name in names:
+        assert_complete(sweep / name)
     table = cli("table", str(sweep), "--format", "markdown", "--metric", "hq_fraction")
     assert table.exit_code == 0, table.output
     lines = table.output.splitlines()
@@ -58,9 +67,10 @@ def test_joblib_multirun_reads_outcomes_from_summaries(tmp_path):
                  "anneal.lam=0,1", *TINY, f"hydra.sweep.dir={sweep}")
     assert result.exit_code == 0, result.output
     assert "4 done" in result.output  # the jobs ran in joblib's workers: counted from their summary.json
+    assert job_dir(sweep, 3).name == "3_seed=1,anneal.lam=1"  # workers name their folders alike
     for i in range(4):
-        assert_complete(sweep / str(i))
-        config = yaml.safe_load((sweep / str(i) / "config.yaml").read_text())
+        assert_complete(job_dir(sweep, i))
+        config = yaml.safe_load((job_dir(sweep, i) / "config.yaml").read_text())
         assert config["device"]["threads"] == 1  # n_jobs > 1: one torch thread per job
     table = cli("table", str(sweep), "-f", "csv", "--metric", "modes_covered")
     assert table.exit_code == 0 and ",2,ok," in table.output  # two seeds per cell
@@ -74,7 +84,7 @@ def test_submitit_local_multirun(tmp_path):
     assert result.exit_code == 0, result.output
     assert "2 done" in result.output
     for i in range(2):
-        assert_complete(sweep / str(i))
+        assert_complete(job_dir(sweep, i))
     assert (sweep / ".submitit").is_dir()
     table = cli("table", str(sweep), "-f", "markdown")
     assert table.exit_code == 0 and "RKL-GAN" in table.output and "JSD-GAN" in table.output
@@ -85,7 +95,7 @@ def test_multirun_failure_is_recorded_and_others_kept(tmp_path):
     # optim.lr_g=1e9 makes the generator blow up: that job diverges or fails, the other finishes
     result = cli("train", "-m", "optim.lr_g=1e-3,1e30", "optim.lr_d=1e-3", *TINY, "train.log_every=1",
                  f"hydra.sweep.dir={sweep}")
-    statuses = sorted(json.loads((sweep / str(i) / "summary.json").read_text())["status"] for i in range(2))
+    statuses = sorted(json.loads((job_dir(sweep, i) / "summary.json").read_text())["status"] for i in range(2))
     assert statuses[0] == "done" or statuses[1] == "done"
     if statuses != ["done", "done"]:
         assert result.exit_code == 1

@@ -90,7 +90,7 @@ def train_probe(exp, measure: str, steps: int, *, batch_size: int = 64, lr: floa
     if measure not in PROBE_DIVERGENCES:
         raise UserError(f"Unknown probe '{measure}'. Valid: {', '.join(PROBE_DIVERGENCES)}.")
     torch.manual_seed(seed)
-    _, critic = build_models(as_dict(exp.cfg.model), exp.data_shape)
+    _, critic = build_models(as_dict(exp.cfg.model), exp.data_shape, as_dict(exp.cfg.divergence))
     critic = critic.to(exp.device).train()
     settings = dict(PROBE_DIVERGENCES[measure])
     if penalty and measure != "w":  # e.g. gp0 / roth on the f-critics (W always has its interpolation penalty)

@@ -11,6 +11,7 @@ from torch import nn
 from gan_anneal.errors import UserError
 from gan_anneal.models.mlp import MLPCritic, MLPGenerator
 from gan_anneal.registry import Registry
+from gan_anneal.schema import gradient_penalised
 
 MODELS: Registry[tuple[nn.Module, nn.Module]] = Registry("model")
 
@@ -48,7 +49,9 @@ MODELS.register("dcgan32")(partial(dcgan, resolution=32, name="dcgan32"))  # DES
 MODELS.register("dcgan64")(partial(dcgan, resolution=64, name="dcgan64"))  # CelebA 64×64
 
 
-def build_models(settings: dict, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+def build_models(settings: dict, data_shape: tuple[int, ...], divergence: dict | None = None) -> tuple[nn.Module, nn.Module]:
     settings = dict(settings)
     settings.pop("cpu_threads", None)  # a host setting (train/build.py), not an architecture one
+    if settings.get("critic_norm") == "auto":  # batch statistics mix the samples a per-sample gradient penalty separates
+        settings["critic_norm"] = "layer" if gradient_penalised(divergence) else "batch"
     return MODELS.build(settings.pop("name"), data_shape=tuple(data_shape), **settings)

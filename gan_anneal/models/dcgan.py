@@ -60,7 +60,7 @@ def _norm(kind: str, width: int, size: int) -> list[nn.Module]:
         return [nn.BatchNorm2d(width)]
     if kind == "layer":
         return [nn.LayerNorm([width, size, size])]
-    raise UserError(f"model.critic_norm must be none, batch or layer, got '{kind}'.")
+    raise UserError(f"model.critic_norm must be none, batch, layer or auto, got '{kind}'.")
 
 
 class DCGANCritic(nn.Module):

@@ -80,7 +80,7 @@ def build_regularizer(cfg: DictConfig, target: Target, data_shape, device, sched
                                   else build_data_score(cfg, target, data_shape, device, log))
     if uses_entropy:  # the model's own score, tracked online from the first step to the last
         ms = cfg.model_score
-        net = build_score_network(data_shape, ms.hidden, ms.depth).to(device)
+        net = build_score_network(data_shape, ms.hidden, ms.depth, ms.get("conv_hidden")).to(device)
         regularizer.model_score = OnlineDenoisingScore(net, ms.sigma, ms.lr, ms.get("updates", 1))
     return regularizer
 
@@ -113,7 +113,7 @@ def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Exp
     backend = backend_settings(device, bool(cfg.device.get("deterministic", False)))
     target = build_dataset(as_dict(cfg.dataset)).to(device)
     data_shape = tuple(target.sample(1).shape[1:])
-    generator, critic = build_models(as_dict(cfg.model), data_shape)
+    generator, critic = build_models(as_dict(cfg.model), data_shape, as_dict(cfg.divergence))
     generator, critic = generator.to(device), critic.to(device)
     from gan_anneal.train.precision import apply_device_options
 
