@@ -45,3 +45,10 @@ def run_cli():
                               cwd=cwd, timeout=timeout, env={**os.environ, "COLUMNS": "120"})
 
     return _run
+
+
+def job_dir(sweep: Path, i: int) -> Path:
+    """Job i's folder of a Hydra multirun, `<i>_<swept key=value,...>` (a path that does not exist until it does)."""
+    found = [p for p in Path(sweep).glob(f"{i}_*") if p.is_dir()]
+    assert len(found) <= 1, found
+    return found[0] if found else Path(sweep) / f"{i}_<not yet>"

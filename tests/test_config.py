@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import job_dir
 from typer.testing import CliRunner
 
 from gan_anneal.cli import app
@@ -80,8 +81,8 @@ def test_multirun_over_a_group_with_one_of_its_keys_set(tmp_path, run_cli):
                      "train.eval_samples=200", "train.sample_every=0", "train.progress=false",
                      f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (tmp_path / "1" / "summary.json").exists()
-    assert "warmup: 0.2" in (tmp_path / "1" / "config.yaml").read_text()
+    assert (job_dir(tmp_path, 1) / "summary.json").exists()
+    assert "warmup: 0.2" in (job_dir(tmp_path, 1) / "config.yaml").read_text()
 
 
 def test_a_flat_model_on_images_is_a_user_error(tmp_path):

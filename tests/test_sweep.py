@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import job_dir
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -33,12 +34,6 @@ def assert_complete(run: Path) -> dict:
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "done" and summary["metrics"]["modes_total"] == 8
     return summary
-
-
-def job_dir(sweep, i: int):
-    """Job i's folder of a multirun: `<i>_<swept key=value,...>`."""
-    (found,) = [p for p in sweep.iterdir() if p.is_dir() and p.name.split("_", 1)[0] == str(i)]
-    return found
 
 
 # Hydra multirun, three launchers ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import job_dir
 
 
 @pytest.mark.parametrize("divergence", ["jsd", "rkl", "wgan"])
@@ -118,7 +119,7 @@ def test_cli_multirun_writes_one_run_directory_per_job(tmp_path, run_cli):
     result = run_cli("train", "-m", "divergence=rkl,jsd", "seed=0,1", "train.steps=20", "train.log_every=10",
                      "train.eval_samples=500", "train.progress=false", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr + result.stdout
-    summaries = [json.loads((sweep / str(i) / "summary.json").read_text()) for i in range(4)]
+    summaries = [json.loads((job_dir(sweep, i) / "summary.json").read_text()) for i in range(4)]
     assert [s["status"] for s in summaries] == ["done"] * 4
     assert sorted(s["seed"] for s in summaries) == [0, 0, 1, 1]
 
@@ -141,15 +142,15 @@ def test_ctrl_c_stops_a_whole_sweep_and_keeps_the_checkpoint(tmp_path):
                              "train.checkpoint_every=100000", "train.progress=false", f"hydra.sweep.dir={sweep}"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
-    while not (sweep / "0" / "metrics.jsonl").exists() and time.time() < deadline:
+    while not (job_dir(sweep, 0) / "metrics.jsonl").exists() and time.time() < deadline:
         time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 130, out
-    summary = json.loads((sweep / "0" / "summary.json").read_text())
+    summary = json.loads((job_dir(sweep, 0) / "summary.json").read_text())
     assert summary["status"] == "interrupted"
-    assert torch.load(sweep / "0" / "checkpoints" / "last.pt", weights_only=True)["step"] == summary["steps"]
-    assert not (sweep / "1").exists()  # no further job was launched
+    assert torch.load(job_dir(sweep, 0) / "checkpoints" / "last.pt", weights_only=True)["step"] == summary["steps"]
+    assert not job_dir(sweep, 1).exists()  # no further job was launched
 
 
 def test_snapshots_use_fixed_noise_and_leave_the_random_stream_alone(make_cfg):

@@ -153,33 +153,15 @@ def train_classifier(epochs: int = 30, batch: int = 64, lr: float = 2e-3, seed: 
 
 def extractor_class():
     """The torch-fidelity feature extractor `ganneal-mnist` (registered by fidelity.register_extractors)."""
-    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+    from gan_anneal.evaluate.fidelity import features_and_logits_base
 
-    class DigitFeatures(FeatureExtractorBase):
+    class DigitFeatures(features_and_logits_base()):
         def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
             super().__init__(name, features_list)
             self.net = load_classifier(Path(feature_extractor_weights_path or WEIGHTS))
 
-        @staticmethod
-        def get_provided_features_list():
-            return "features", "logits"
-
-        @staticmethod
-        def get_default_feature_layer_for_metric(metric):
-            return {"isc": "logits", "fid": "features", "kid": "features", "prc": "features"}[metric]
-
-        @staticmethod
-        def can_be_compiled():
-            return False
-
-        @staticmethod
-        def get_dummy_input_for_compile():
-            return torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
-
-        def forward(self, x):
-            features, logits = self.net(to_classifier_input(x))
-            out = {"features": features, "logits": logits}
-            return tuple(out[name] for name in self.features_list)
+        def features_and_logits(self, x):
+            return self.net(to_classifier_input(x))
 
     return DigitFeatures
 

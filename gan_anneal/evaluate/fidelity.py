@@ -196,13 +196,43 @@ def digit_weights() -> Path:
     return WEIGHTS
 
 
+def features_and_logits_base():
+    """torch-fidelity's extractor interface for ganneal's extractors: `features` (FID, KID, PRC) and `logits` (IS)
+    from uint8 (B, 3, H, W); a subclass defines features_and_logits(x)."""
+    import torch
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+    class FeaturesAndLogits(FeatureExtractorBase):
+        @staticmethod
+        def get_provided_features_list():
+            return "features", "logits"
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return {"isc": "logits", "fid": "features", "kid": "features", "prc": "features"}[metric]
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+
+        def forward(self, x):
+            features, logits = self.features_and_logits(x)
+            out = {"features": features, "logits": logits}
+            return tuple(out[name] for name in self.features_list)
+
+    return FeaturesAndLogits
+
+
 def _tiny_extractor_class():
     import torch
     import torch.nn.functional as F
     from torch import nn
-    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
-    class TinyExtractor(FeatureExtractorBase):
+    class TinyExtractor(features_and_logits_base()):
         """uint8 (B, 3, H, W) → 32×32 → three random 3×3 convs (Kaiming, seed 0) → 64 features → 10 logits.
 
         Weights come from a fixed seed, or from `feature_extractor_weights_path` (a state_dict) if given."""
@@ -223,30 +253,13 @@ def _tiny_extractor_class():
                 self.load_state_dict(torch.load(feature_extractor_weights_path, map_location="cpu",
                                                 weights_only=True))
 
-        @staticmethod
-        def get_provided_features_list():
-            return "features", "logits"
-
-        @staticmethod
-        def get_default_feature_layer_for_metric(metric):
-            return {"isc": "logits", "fid": "features", "kid": "features", "prc": "features"}[metric]
-
-        @staticmethod
-        def can_be_compiled():
-            return False
-
-        @staticmethod
-        def get_dummy_input_for_compile():
-            return torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
-
-        def forward(self, x):
+        def features_and_logits(self, x):
             x = x.float() / 127.5 - 1
             x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
             for conv in self.convs:
                 x = F.leaky_relu(conv(x), 0.2)
             features = x.mean(dim=(2, 3))
-            out = {"features": features, "logits": self.fc(features)}
-            return tuple(out[name] for name in self.features_list)
+            return features, self.fc(features)
 
     return TinyExtractor
 
