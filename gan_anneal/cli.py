@@ -111,7 +111,7 @@ def train(
 ) -> None:
     """Train a GAN. [dim]Examples: ganneal train · ganneal train divergence=rkl anneal=oa ·
     ganneal train -m seed=0,1,2 · ganneal train resume=runs/<run>[/]"""
-    from gan_anneal.config import force_swept_group_keys, validate_cli_overrides
+    from gan_anneal.config import force_swept_group_keys, swept_keys, validate_cli_overrides
     from gan_anneal.errors import UserError
 
     overrides, hydra_flags = _hydra_flags(list(overrides or []))
@@ -125,7 +125,7 @@ def train(
         fail(str(error))
     if multirun:
         overrides = force_swept_group_keys(overrides)
-        from gan_anneal.hydra_app import SWEPT_ENV, swept_keys
+        from gan_anneal.hydra_app import SWEPT_ENV
 
         os.environ[SWEPT_ENV] = ",".join(swept_keys(overrides))  # names the job folders (hydra_app.job_folder_name)
     if multirun and not cfg:  # pin the sweep dir, so the jobs' summaries can be read back from it

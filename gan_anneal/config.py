@@ -264,6 +264,14 @@ def default_choices() -> dict[str, str]:
     return out
 
 
+def swept_keys(overrides: list[str]) -> list[str]:
+    """The keys of the overrides that sweep (a,b,c · range() · choice() · glob()), by Hydra's own parser."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return [o.get_key_element() for o in OverridesParser.create().parse_overrides(list(overrides))
+            if o.is_sweep_override()]
+
+
 def force_swept_group_keys(overrides: list[str]) -> list[str]:
     """Make `ganneal train -m anneal=pma,oa anneal.warmup=0.2` work.
 
@@ -276,7 +284,7 @@ def force_swept_group_keys(overrides: list[str]) -> list[str]:
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     lines = {o.get_key_element(): o.input_line for o in parsed}
-    swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
+    swept = set(swept_keys(overrides))
     for _ in range(len(lines)):
         try:
             compose([line for key, line in lines.items() if key not in swept])

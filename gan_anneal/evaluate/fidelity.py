@@ -39,7 +39,10 @@ from gan_anneal.kinds import dataset_kind
 INCEPTION = "inception-v3-compat"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 TINY = "ganneal-tiny"
-MNIST = "ganneal-mnist"  # evaluate/digits_classifier.py (NAME)
+MNIST = "ganneal-mnist"  # evaluate/digits_classifier.py; the facts below need no torch (bad input fails fast)
+DIGIT_WEIGHTS = Path(__file__).parent / "weights" / "ganneal_mnist.pt"
+DIGIT_REBUILD = "python -m gan_anneal.evaluate.digits_classifier"  # --out defaults to DIGIT_WEIGHTS, the shipped file
+DIGIT_SIDES = (28, 32)  # image sides ganneal-mnist takes (28 is padded to 32)
 EXTRACTORS = {INCEPTION: "the standard IS/FID network, any image", MNIST: "a digit classifier, grey 28x28 or 32x32 "
               "digits (mnist_small, mnist)", TINY: "an offline stand-in for tests and smoke runs, any image"}
 GREY_DATASETS = ("mnist", "mnist_small", "digits")  # image_folder: grey when dataset.channels is 1
@@ -164,10 +167,8 @@ def _grey_side(dataset: dict) -> tuple[bool, int]:
 def extractors_that_fit(dataset: dict) -> list[str]:
     """The extractors for a run's images, from its dataset config (no torch): ganneal-mnist for grey digits of a
     side it takes (28 or 32), the others for any image."""
-    from gan_anneal.evaluate.digits_classifier import SIDES
-
     grey, side = _grey_side(dataset)
-    return [e for e in EXTRACTORS if e != MNIST or (grey and side in SIDES)]
+    return [e for e in EXTRACTORS if e != MNIST or (grey and side in DIGIT_SIDES)]
 
 
 def check_extractor(extractor: str, dataset: dict, run_dir) -> None:
@@ -182,18 +183,21 @@ def check_extractor(extractor: str, dataset: dict, run_dir) -> None:
                         f"Extractors that fit: {', '.join(fits)}.")
 
 
-def digit_weights() -> Path:
-    """The shipped ganneal-mnist weights, checked without torch; a missing or corrupt file names the rebuild."""
-    from gan_anneal.evaluate.digits_classifier import REBUILD, WEIGHTS
+def unusable_digit_weights(path: Path, problem: str) -> UserError:
+    return UserError(f"The {MNIST} weights {path} {problem}. Rebuild them (about 5 minutes on one CPU core): "
+                     f"{DIGIT_REBUILD}")
 
-    if not WEIGHTS.is_file():
-        raise UserError(f"The {MNIST} weights {WEIGHTS} are missing from the installed package. Rebuild them "
-                        f"(about 5 minutes on one CPU core): {REBUILD}")
-    problem = weights_problem(WEIGHTS)
+
+def digit_weights(path: Path | None = None) -> Path:
+    """The ganneal-mnist weights (the shipped file unless given), checked without torch; a missing or corrupt file
+    names the rebuild command."""
+    path = Path(path or DIGIT_WEIGHTS)
+    if not path.is_file():
+        raise unusable_digit_weights(path, "are missing")
+    problem = weights_problem(path)
     if problem:
-        raise UserError(f"The {MNIST} weights {WEIGHTS} are unusable: {problem}. Rebuild them (about 5 minutes on "
-                        f"one CPU core): {REBUILD}")
-    return WEIGHTS
+        raise unusable_digit_weights(path, f"are unusable: {problem}")
+    return path
 
 
 def features_and_logits_base():
