@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from gan_anneal.errors import UserError
+from gan_anneal.train.optimizers import adam
 
 
 def pixel_descent(run_dir, *, critic_steps: int = 1000, steps: int = 300, lr: float = 0.01, n: int = 2000,
@@ -41,7 +42,7 @@ def pixel_descent(run_dir, *, critic_steps: int = 1000, steps: int = 300, lr: fl
         raise UserError(f"divergence '{settings['name']}' has no proxy/boundary generator losses; use an "
                         "f-divergence run (jsd, rkl, bgan_*, fgan_*).") from None
     torch.manual_seed(seed)
-    opt = torch.optim.Adam(critic.parameters(), lr=exp.cfg.optim.lr_d, betas=tuple(exp.cfg.optim.betas))
+    opt = adam(critic.parameters(), lr=exp.cfg.optim.lr_d, betas=exp.cfg.optim.betas)
     g = exp.generator
     for _ in range(critic_steps):  # 2. the critic, trained further against the frozen generator
         real = exp.target.sample(exp.cfg.train.batch_size)

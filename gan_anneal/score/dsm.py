@@ -19,6 +19,7 @@ from torch import nn
 
 from gan_anneal.models.mlp import mlp
 from gan_anneal.results.checkpoint import load_checkpoint, save_checkpoint
+from gan_anneal.train.optimizers import adam
 
 
 class ScoreMLP(nn.Module):
@@ -57,7 +58,7 @@ class DenoisingScore:
 class OnlineDenoisingScore(DenoisingScore):
     def __init__(self, net: nn.Module, sigma: float, lr: float, updates: int = 1):
         super().__init__(net, sigma)
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+        self.optimizer = adam(net.parameters(), lr=lr)
         self.updates = int(updates)  # DSM steps per batch of samples seen (fresh noise each)
 
     def update(self, samples: torch.Tensor) -> float:
