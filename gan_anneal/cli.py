@@ -376,6 +376,8 @@ def evaluate(
                                             "ganneal-mnist (a digit classifier: mnist_small / mnist runs, offline) "
                                             "or ganneal-tiny (offline stand-in: smoke tests only)."),
     generator: Optional[str] = typer.Option(None, "--generator", help="auto (EMA when kept) | ema | raw."),
+    checkpoint: str = typer.Option("last", "--checkpoint", help="last | best (checkpoints/best.pt: the best "
+                                   "train.best_metric the run saw, when it trained with one)."),
     reference_split: Optional[str] = typer.Option(None, "--reference-split", help="Default: train."),
     reference_count: Optional[int] = typer.Option(None, "--reference-count", help="Use the first N reference images."),
     is_splits: Optional[int] = typer.Option(None, "--is-splits", help="IS splits (default 10)."),
@@ -405,7 +407,7 @@ def evaluate(
                                   extractor=extractor, inception_weights=inception_weights,
                                   download_weights=download_weights, reference_split=reference_split,
                                   reference_count=reference_count, is_splits=is_splits, generator=generator,
-                                  cache_dir=cache_dir, verbose=verbose)
+                                  cache_dir=cache_dir, verbose=verbose, checkpoint=checkpoint)
         measures = [m.strip() for m in probe.split(",") if m.strip()] if probe else []
         if probe is not None and not measures:
             raise UserError("--probe needs a comma-separated list of measures, e.g. js,rkl,w.")

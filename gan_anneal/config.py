@@ -36,6 +36,9 @@ class TrainSchema:
     progress: bool = True
     progress_every_s: float = 30.0  # plain progress lines when stdout is not a terminal (and in train.log)
     ema: float = 0.0  # decay of an EMA copy of the generator, e.g. 0.999; 0 = off (train/ema.py)
+    eval_every: int = 0  # IS/FID/KID (evaluate.metrics, evaluate.extractor) every N steps; 0 = off (train/monitor.py)
+    eval_num_samples: int = 2000
+    best_metric: Optional[str] = None  # an eval/ key (eval/fid, eval/kl_target_model ...): checkpoints/best.pt
 
 
 @dataclass
@@ -85,6 +88,7 @@ class Schema:
     device: Any = MISSING
     generator_update: Any = MISSING
     model_score: Any = MISSING  # the online model score of the entropy term
+    logger: Any = MISSING  # logger=[jsonl,csv,tensorboard]: one node per selected writer (results/loggers.py)
     # BGAN (issue 7): a top-level generator-loss choice that the f-divergence configs interpolate, and the
     # discrete estimator's settings (`bgan.samples_per_z=20`).
     generator_loss: Optional[str] = None
@@ -100,6 +104,21 @@ def check_values(cfg: DictConfig) -> None:
         raise UserError(f"generator_loss={chosen} applies to the f-divergence configs (divergence=bgan_* or fgan_*); "
                         f"divergence={cfg.divergence.name} does not read it. "
                         f"Use divergence.generator_loss={chosen} if that divergence has the setting.")
+    best = cfg.train.get("best_metric")
+    if best:
+        from gan_anneal.results.table import higher_is_better
+
+        higher_is_better(best)  # a metric with no known direction is refused here, before any training
+        if best.split("/")[-1] in ("is_mean", "is_std", "fid", "kid_mean", "kid_std") and not cfg.train.get("eval_every"):
+            raise UserError(f"train.best_metric={best} is measured only with train.eval_every > 0 "
+                            "(e.g. train.eval_every=500).")
+    if cfg.train.get("eval_every"):
+        from gan_anneal.kinds import dataset_kind
+
+        if dataset_kind(str(cfg.dataset.name)) != "images":
+            raise UserError(f"train.eval_every computes IS/FID/KID, which compare images; dataset={cfg.dataset.name} "
+                            "is not one. Its own metrics come every train.sample_every steps (eval/… in "
+                            "metrics.jsonl), and train.best_metric can track them (e.g. eval/kl_target_model).")
 
 
 NOISE = ("full_key:", "object_type=", "reference_type=", "Value '$VALUE'", "To append to your config", "Config search path",
@@ -157,11 +176,19 @@ def _reference(choices: tuple[tuple[str, str], ...]) -> DictConfig:
     return _hydra_compose([f"{group}={option}" for group, option in choices])
 
 
+LIST_GROUPS = ("logger",)  # groups chosen as lists (logger=[jsonl,csv]), which Hydra's runtime choices omit
+
+
 def group_choices(cfg: DictConfig) -> dict[str, str]:
-    """{'dataset': 'ring8', 'experiment': 'gibbs', ...}: ganneal's config groups as chosen (Hydra's excluded)."""
+    """{'dataset': 'ring8', 'experiment': 'gibbs', 'logger': '[jsonl,csv]', ...}: ganneal's config groups as
+    chosen (Hydra's excluded)."""
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
-    return {g: str(o) for g, o in choices.items() if "/" not in g and g != "hydra" and o is not None
-            and (Path(CONF_DIR) / g).is_dir()}
+    chosen = {g: str(o) for g, o in choices.items() if "/" not in g and g != "hydra" and o is not None
+              and (Path(CONF_DIR) / g).is_dir()}
+    for group in LIST_GROUPS:  # each selected option adds its own node under the group
+        if OmegaConf.is_dict(cfg.get(group)):
+            chosen[group] = "[" + ",".join(cfg[group].keys()) + "]"
+    return chosen
 
 
 def compose(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:

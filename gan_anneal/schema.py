@@ -88,6 +88,9 @@ RULES: dict[str, Rule] = {
     **{f"train.{k}": COUNT for k in ("steps", "batch_size", "n_critic", "g_steps", "log_every", "checkpoint_every",
                                      "eval_samples", "snapshot_samples")},
     "train.sample_every": NON_NEGATIVE_INT,
+    "train.eval_every": NON_NEGATIVE_INT,
+    "train.eval_num_samples": Rule(int, low=2),
+    "train.best_metric": Rule(str, optional=True),
     "train.progress_every_s": Rule(float, low=0),  # 0: a line at every logging step
     "train.ema": Rule(float, low=0, high=1, open_high=True),
     "optim.lr_g": POSITIVE,

@@ -81,11 +81,13 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
 
 def train_probe(exp, measure: str, steps: int, *, batch_size: int = 64, lr: float = 1e-4,
                 betas=(0.5, 0.999), seed: int = 0, inputs: str = "samples", penalty: str | None = None,
-                penalty_weight: float = 1.0):
-    """A fresh critic for `measure`, trained for `steps` against the frozen generator. Returns (critic, divergence)."""
+                penalty_weight: float = 1.0, progress=None):
+    """A fresh critic for `measure`, trained for `steps` against the frozen generator. Returns (critic, divergence).
+    `progress(done)` is called every 25 steps."""
     from gan_anneal.models import build_models
     from gan_anneal.objectives.divergences import build_divergence
     from gan_anneal.train.build import as_dict
+    from gan_anneal.train.optimizers import adam
 
     if measure not in PROBE_DIVERGENCES:
         raise UserError(f"Unknown probe '{measure}'. Valid: {', '.join(PROBE_DIVERGENCES)}.")
@@ -98,10 +100,10 @@ def train_probe(exp, measure: str, steps: int, *, batch_size: int = 64, lr: floa
     divergence = build_divergence(settings)
     if measure == "w":
         betas = (0.0, 0.9)  # Gulrajani et al.'s Adam setting for the gradient-penalty critic
-    opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
+    opt = adam(critic.parameters(), lr=lr, betas=betas)
     g = exp.generator
     draw = _generator_sampler(g, inputs)
-    for _ in range(steps):
+    for done in range(1, steps + 1):
         real = exp.target.sample(batch_size)
         with torch.no_grad():
             fake = draw(g.sample_noise(batch_size, exp.device))
@@ -111,6 +113,8 @@ def train_probe(exp, measure: str, steps: int, *, batch_size: int = 64, lr: floa
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
+        if progress is not None and (done % 25 == 0 or done == steps):
+            progress(done)
     return critic.eval(), divergence
 
 
@@ -184,6 +188,8 @@ def run_probes(run_dir, measures: list[str], steps: int, *, batch_size: int = 64
     "<measure>+<penalty>" so they sit beside the unpenalised ones. Returns {key: {"mean", "std", "median", ...}}."""
     from rich.console import Console
 
+    from gan_anneal.progress import StepProgress
+
     measures = [m.strip() for m in (measures.split(",") if isinstance(measures, str) else measures) if m.strip()]
     unknown = [m for m in measures if m not in PROBE_DIVERGENCES]
     if unknown or not measures:
@@ -197,8 +203,10 @@ def run_probes(run_dir, measures: list[str], steps: int, *, batch_size: int = 64
     for measure in measures:
         t0 = time.perf_counter()
         rate = PROBE_LR[measure] if lr is None else lr
-        critic, divergence = train_probe(exp, measure, int(steps), batch_size=batch_size, lr=rate, seed=seed,
-                                         inputs=inputs, penalty=penalty, penalty_weight=penalty_weight)
+        with StepProgress(f"probe {measure}: a fresh critic", int(steps), log=(console or Console()).print) as bar:
+            critic, divergence = train_probe(exp, measure, int(steps), batch_size=batch_size, lr=rate, seed=seed,
+                                             inputs=inputs, penalty=penalty, penalty_weight=penalty_weight,
+                                             progress=bar.update)
         values = bound_on_test(exp, critic, divergence, test_batch=test_batch, samples_per_z=samples_per_z,
                                inputs=inputs)
         mean = sum(values) / len(values)

@@ -297,31 +297,33 @@ def _uint8_dataset_class():
     class UInt8Images(Dataset):
         """uint8 (N, C, H, W) images as torch-fidelity wants them: one 3×H×W uint8 tensor per item, no label."""
 
-        def __init__(self, images):
+        def __init__(self, images, seen=None):
             if images.dim() != 4 or images.shape[1] not in (1, 3):
                 raise ValueError(f"expected uint8 images (N, 1|3, H, W), got {tuple(images.shape)}")
-            self.images = images.cpu()
+            self.images, self.seen = images.cpu(), seen  # seen(k): k more items read (progress)
 
         def __len__(self):
             return len(self.images)
 
         def __getitem__(self, i):
+            if self.seen is not None:  # torch-fidelity reads items in this process (save_cpu_ram: no workers)
+                self.seen(1)
             image = self.images[i]
             return image.expand(3, -1, -1).contiguous() if image.shape[0] == 1 else image
 
     return UInt8Images
 
 
-def uint8_dataset(images):
-    return _uint8_dataset_class()(images)
+def uint8_dataset(images, seen=None):
+    return _uint8_dataset_class()(images, seen)
 
 
-def generator_input(generator, seed: int = 2020):
+def generator_input(generator, seed: int = 2020, seen=None):
     """The generator wrapped for torch-fidelity: z → uint8 3×H×W images.
 
     torch-fidelity's z gives only the batch size: the generator draws its own noise (`sample_noise`, on the
     CPU, so a seed gives the same samples on any device) from a private random stream seeded with `seed`,
-    untouched by anything torch-fidelity does in between."""
+    untouched by anything torch-fidelity does in between. `seen(k)` is told of every batch (progress)."""
     import torch
     from torch import nn
     from torch_fidelity import GenerativeModelModuleWrapper
@@ -335,6 +337,8 @@ def generator_input(generator, seed: int = 2020):
             self.rng_state = torch.Generator().manual_seed(int(seed)).get_state()
 
         def forward(self, z):
+            if seen is not None:
+                seen(len(z))
             with torch.random.fork_rng(devices=[]):
                 torch.set_rng_state(self.rng_state)
                 noise = self.g.sample_noise(len(z), torch.device("cpu"))
@@ -391,6 +395,9 @@ def compute_metrics(input1, input2, metrics: list[str], *, extractor: str, weigh
 
 # A run directory → eval.json ---------------------------------------------------------------------------
 
+CHECKPOINTS = ("last", "best")
+
+
 @dataclass
 class EvalOptions:
     metrics: list[str]
@@ -406,23 +413,38 @@ class EvalOptions:
     cache_dir: Path
     seed: int
     verbose: bool = False
+    checkpoint: str = "last"  # last | best (checkpoints/best.pt, kept with train.best_metric)
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("GANNEAL_CACHE", Path.home() / ".cache" / "ganneal")) / "fidelity"
 
 
-def resolve_options(run_dir: Path, *, metrics=None, num_samples=None, batch_size=None, extractor=None,
-                    inception_weights=None, download_weights=False, reference_split=None, reference_count=None,
-                    is_splits=None, generator=None, cache_dir=None, seed=None, verbose=False) -> EvalOptions:
-    """Options from the command line, else the run's `evaluate:` config, else the defaults. No torch import:
-    every bad-input path (unknown metric, missing run, missing weights) fails here, at once."""
+def resolve_options(run_dir: Path, *, checkpoint: str = "last", config: dict | None = None, **choices) -> EvalOptions:
+    """Options from the command line (`choices`: metrics, num_samples, extractor ...), else the run's `evaluate:`
+    config, else the defaults. No torch import: every bad-input path (unknown metric, missing run, missing
+    weights) fails here, at once. With `config` (training's own evaluation, train.eval_every) the run directory
+    need not hold a checkpoint or a config yet."""
     from omegaconf import OmegaConf
 
     from gan_anneal.results.rundir import RunDir
 
-    run = RunDir(run_dir).require(checkpoint=True)
-    cfg = OmegaConf.to_container(run.read_config(), resolve=False)
+    if checkpoint not in CHECKPOINTS:
+        raise UserError(f"--checkpoint must be one of {', '.join(CHECKPOINTS)}, got '{checkpoint}'.")
+    if config is None:
+        run = RunDir(run_dir).require(checkpoint=True)
+        if checkpoint == "best" and not run.best_checkpoint.is_file():
+            raise UserError(f"{run_dir} has no best checkpoint ({run.best_checkpoint}): a run keeps one when it "
+                            "trains with train.best_metric set (e.g. train.eval_every=500 train.best_metric=eval/fid)."
+                            " Use --checkpoint last.")
+        config = OmegaConf.to_container(run.read_config(), resolve=False)
+    return options_from_config(config, run_dir, checkpoint=checkpoint, **choices)
+
+
+def options_from_config(cfg: dict, run_dir, *, metrics=None, num_samples=None, batch_size=None, extractor=None,
+                        inception_weights=None, download_weights=False, reference_split=None, reference_count=None,
+                        is_splits=None, generator=None, cache_dir=None, seed=None, verbose=False,
+                        checkpoint="last") -> EvalOptions:
     ev = dict(cfg.get("evaluate") or {})
 
     def pick(cli, key, default):
@@ -467,18 +489,20 @@ def resolve_options(run_dir: Path, *, metrics=None, num_samples=None, batch_size
         reference_split=str(pick(reference_split, "reference_split", "train")),
         reference_count=int(reference_count) if reference_count else None, is_splits=splits, generator=generator,
         cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
-        seed=int(pick(seed, "seed", 2020)), verbose=verbose)
+        seed=int(pick(seed, "seed", 2020)), verbose=verbose, checkpoint=checkpoint)
 
 
-def load_generator(run_dir: Path, cfg, data_shape, device, which: str):
-    """The run's generator from its checkpoint: the EMA copy when kept (unless which=raw), else the raw one."""
+def load_generator(run_dir: Path, cfg, data_shape, device, which: str, checkpoint: str = "last"):
+    """The run's generator from its last (or best) checkpoint: the EMA copy when kept (unless which=raw), else the
+    raw one."""
     from omegaconf import OmegaConf
 
     from gan_anneal.models import build_models
     from gan_anneal.results.checkpoint import load_checkpoint
     from gan_anneal.results.rundir import RunDir
 
-    state = load_checkpoint(RunDir(run_dir).checkpoint, map_location="cpu")
+    run = RunDir(run_dir)
+    state = load_checkpoint(run.best_checkpoint if checkpoint == "best" else run.checkpoint, map_location="cpu")
     generator, _ = build_models(OmegaConf.to_container(cfg.model, resolve=True), data_shape)
     ema = state.get("ema") or {}
     if which == "ema" and not ema:
@@ -489,106 +513,159 @@ def load_generator(run_dir: Path, cfg, data_shape, device, which: str):
     return generator.to(device).eval().requires_grad_(False), used, int(state["step"])
 
 
+class Fidelity:
+    """A run's reference images and feature extractor, prepared once: `measure(generator)` as often as needed
+    (after training by `ganneal evaluate`, every `train.eval_every` steps during it). The reference statistics
+    are cached on disk under a key of everything that determines them."""
+
+    def __init__(self, cfg, options: EvalOptions, log=print):
+        import torch
+        import torch_fidelity
+        from omegaconf import OmegaConf
+
+        from gan_anneal.data import build_dataset
+        from gan_anneal.data.images import ImageTarget
+        from gan_anneal.results.rundir import atomic_write_text
+
+        self.options, self.log = options, log
+        dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+        target = build_dataset({**dataset, "split": options.reference_split})
+        if not isinstance(target, ImageTarget):
+            raise UserError(f"IS, FID and KID compare images, and dataset '{dataset['name']}' is not an image data "
+                            "set. Use --metrics none with --probe, or the run's summary.json metrics.")
+        images = target.uint8_images()
+        if options.reference_count:
+            if options.reference_count > len(images):
+                raise UserError(f"--reference-count {options.reference_count} exceeds the {len(images)} images of "
+                                f"{dataset['name']} ({options.reference_split}).")
+            images = images[: options.reference_count]
+        self.target = target
+        self.reference = ImageTarget(images, target.name, target.split, target.preprocessing)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._check_extractor()
+        self.weights_sha = extractor_weights_sha256(options.extractor, options.weights_path)
+        self.key_spec = {
+            "dataset": target.name, "split": options.reference_split, "count": len(self.reference),
+            "preprocessing": target.preprocessing, "pixels_sha256": self.reference.fingerprint(),
+            "extractor": options.extractor, "extractor_weights_sha256": self.weights_sha,
+            "torch_fidelity": torch_fidelity.__version__,
+        }
+        self.key = reference_cache_key(self.key_spec)
+        self.cache_name = f"ganneal-{self.key}"
+        options.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cached_before = any(options.cache_dir.glob(f"{self.cache_name}-*"))
+        atomic_write_text(options.cache_dir / f"{self.cache_name}.json",
+                          json.dumps(self.key_spec, indent=2, sort_keys=True) + "\n")
+
+    def _check_extractor(self) -> None:
+        import torch
+
+        options = self.options
+        if options.extractor != INCEPTION:
+            register_extractors()
+        if options.extractor == MNIST:  # a file that passes the zip check but does not load: fail before generating
+            from gan_anneal.evaluate.digits_classifier import load_classifier
+
+            load_classifier(options.weights_path)
+        if options.weights_path is not None and options.extractor == INCEPTION:
+            try:  # torch-fidelity's own load would fail deep inside the metric call with a pickle traceback
+                state = torch.load(options.weights_path, map_location="cpu", weights_only=True)
+                if not isinstance(state, dict) or not state:
+                    raise ValueError("not a state dict")
+            except Exception as error:  # noqa: BLE001 -- any failure to load is the file's
+                raise UserError(f"The Inception weights {options.weights_path} do not load ({type(error).__name__}: "
+                                f"{str(error)[:200]}). The file expected is {INCEPTION_FILE} (about 91 MB) from "
+                                f"{INCEPTION_URL}; this file's sha256 is "
+                                f"{file_sha256(options.weights_path)[:16]}….") from None
+        if options.weights_path is None and options.extractor == INCEPTION:  # --download-weights: fetch it first
+            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+            FeatureExtractorInceptionV3(INCEPTION, ["2048"])
+            options.weights_path = torch_hub_dir() / "checkpoints" / INCEPTION_FILE
+
+    def kid_subset(self, num_samples: int) -> int:
+        return min(1000, num_samples, len(self.reference))
+
+    def reference_cached(self) -> bool:
+        return any(self.options.cache_dir.glob(f"{self.cache_name}-*"))
+
+    def measure(self, generator, num_samples: int | None = None, show_progress: bool = True) -> dict[str, float]:
+        """The metrics of `generator` (in eval mode; its own noise from options.seed) on num_samples samples, with
+        a progress bar (or plain lines) over the images the extractor reads: the samples, then the reference
+        images unless their statistics are cached. Training's own evaluation passes show_progress=False (its
+        bar is already on screen)."""
+        from contextlib import nullcontext
+
+        from gan_anneal.progress import StepProgress
+
+        options = self.options
+        n = int(num_samples or options.num_samples)
+        reading = bool({"fid", "kid"} & set(options.metrics)) and not self.reference_cached()
+        total = n + (len(self.reference) if reading else 0)
+        bar = StepProgress(f"features ({options.extractor})", total, log=self.log) if show_progress else None
+        read = [0]
+
+        def seen(k: int) -> None:
+            read[0] += k
+            if bar is not None:
+                bar.update(min(read[0], total), "samples" if read[0] <= n else "reference images")
+
+        with bar if bar is not None else nullcontext():
+            return compute_metrics(
+                generator_input(generator, options.seed, seen), uint8_dataset(self.reference.images, seen),
+                options.metrics, extractor=options.extractor, weights_path=options.weights_path, num_samples=n,
+                batch_size=options.batch_size, is_splits=options.is_splits, kid_subset_size=self.kid_subset(n),
+                input2_cache_name=self.cache_name, cache_root=options.cache_dir, seed=options.seed,
+                verbose=options.verbose)
+
+    def protocol(self, num_samples: int) -> dict:
+        """How the numbers were made, recorded once with them (eval.json, or the run's summary.json)."""
+        import torch_fidelity
+
+        options, metrics = self.options, self.options.metrics
+        return {
+            "num_samples": num_samples,
+            "reference": {"dataset": self.target.name, "split": options.reference_split, "size": len(self.reference),
+                          "preprocessing": self.target.preprocessing, "pixels_sha256": self.key_spec["pixels_sha256"]},
+            "metrics": list(metrics),
+            "is_splits": options.is_splits if "is" in metrics else None,
+            "kid_subsets": 100 if "kid" in metrics else None,
+            "kid_subset_size": self.kid_subset(num_samples) if "kid" in metrics else None,
+            "feature_extractor": {"name": options.extractor,
+                                  "weights": str(options.weights_path) if options.weights_path else None,
+                                  "weights_sha256": self.weights_sha,
+                                  "stand_in": options.extractor == TINY},
+            "torch_fidelity": torch_fidelity.__version__,
+            "tf32": False,  # off inside evaluation (train/precision.py full_fp32)
+            "quantisation": "uint8, round((x + 1) * 127.5); grey repeated to 3 channels",
+            "noise_seed": options.seed,
+            "batch_size": options.batch_size,
+            "device": str(self.device),
+            "reference_cache": {"key": self.key, "dir": str(options.cache_dir), "hit": self.cached_before},
+        }
+
+
 def evaluate_run(run_dir: str | Path, options: EvalOptions, log=print) -> dict:
     """Compute the metrics of a run's checkpoint and merge them into <run>/eval.json (under "fidelity")."""
-    import torch
-    import torch_fidelity
-    from omegaconf import OmegaConf
-
-    from gan_anneal.data import build_dataset
-    from gan_anneal.data.images import ImageTarget
     from gan_anneal.results.rundir import RunDir, atomic_write_text
 
     run = RunDir(run_dir)
     cfg = run.read_config()
     started = time.perf_counter()
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
-    reference_settings = {**dataset, "split": options.reference_split}
-    target = build_dataset(reference_settings)
-    if not isinstance(target, ImageTarget):
-        raise UserError(f"IS, FID and KID compare images, and dataset '{dataset['name']}' is not an image data set. "
-                        "Use --metrics none with --probe, or the run's summary.json metrics.")
-    images = target.uint8_images()
-    if options.reference_count:
-        if options.reference_count > len(images):
-            raise UserError(f"--reference-count {options.reference_count} exceeds the {len(images)} images of "
-                            f"{dataset['name']} ({options.reference_split}).")
-        images = images[: options.reference_count]
-    reference = ImageTarget(images, target.name, target.split, target.preprocessing)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    generator, used, step = load_generator(run.path, cfg, target.shape, device, options.generator)
-
-    if options.extractor != INCEPTION:
-        register_extractors()
-    if options.extractor == MNIST:  # a file that passes the zip check but does not load: fail before generating
-        from gan_anneal.evaluate.digits_classifier import load_classifier
-
-        load_classifier(options.weights_path)
-    if options.weights_path is not None and options.extractor == INCEPTION:
-        try:  # torch-fidelity's own load would fail deep inside the metric call with a pickle traceback
-            state = torch.load(options.weights_path, map_location="cpu", weights_only=True)
-            if not isinstance(state, dict) or not state:
-                raise ValueError("not a state dict")
-        except Exception as error:  # noqa: BLE001 -- any failure to load is the file's
-            raise UserError(f"The Inception weights {options.weights_path} do not load ({type(error).__name__}: "
-                            f"{str(error)[:200]}). The file expected is {INCEPTION_FILE} (about 91 MB) from "
-                            f"{INCEPTION_URL}; this file's sha256 is {file_sha256(options.weights_path)[:16]}….") from None
-    if options.weights_path is None and options.extractor == INCEPTION:  # --download-weights: fetch it first
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-        FeatureExtractorInceptionV3(INCEPTION, ["2048"])
-        options.weights_path = torch_hub_dir() / "checkpoints" / INCEPTION_FILE
-    weights_sha = extractor_weights_sha256(options.extractor, options.weights_path)
-    key_spec = {
-        "dataset": target.name, "split": options.reference_split, "count": len(reference),
-        "preprocessing": target.preprocessing, "pixels_sha256": reference.fingerprint(),
-        "extractor": options.extractor, "extractor_weights_sha256": weights_sha,
-        "torch_fidelity": torch_fidelity.__version__,
-    }
-    key = reference_cache_key(key_spec)
-    cache_name = f"ganneal-{key}"
-    options.cache_dir.mkdir(parents=True, exist_ok=True)
-    cached_before = any(options.cache_dir.glob(f"{cache_name}-*"))
-    atomic_write_text(options.cache_dir / f"{cache_name}.json", json.dumps(key_spec, indent=2, sort_keys=True) + "\n")
-    kid_subset = min(1000, options.num_samples, len(reference))
-    log(f"evaluating {used} generator (step {step}) on {options.num_samples} samples against "
-        f"{target.name}/{options.reference_split} ({len(reference)} images) with {options.extractor}"
-        + (" (reference statistics cached)" if cached_before and {"fid", "kid"} & set(options.metrics) else ""))
-    values = compute_metrics(
-        generator_input(generator, options.seed), uint8_dataset(reference.images), options.metrics,
-        extractor=options.extractor,
-        weights_path=options.weights_path, num_samples=options.num_samples, batch_size=options.batch_size,
-        is_splits=options.is_splits, kid_subset_size=kid_subset, input2_cache_name=cache_name,
-        cache_root=options.cache_dir, seed=options.seed, verbose=options.verbose)
-
-    summary = run.read_summary()
-    protocol = {
-        "num_samples": options.num_samples,
-        "generator": used,
-        "checkpoint_step": step,
-        "run_status": summary.get("status"),
-        "reference": {"dataset": target.name, "split": options.reference_split, "size": len(reference),
-                      "preprocessing": target.preprocessing, "pixels_sha256": key_spec["pixels_sha256"]},
-        "is_splits": options.is_splits if "is" in options.metrics else None,
-        "kid_subsets": 100 if "kid" in options.metrics else None,
-        "kid_subset_size": kid_subset if "kid" in options.metrics else None,
-        "feature_extractor": {"name": options.extractor,
-                              "weights": str(options.weights_path) if options.weights_path else None,
-                              "weights_sha256": weights_sha,
-                              "stand_in": options.extractor == TINY},
-        "torch_fidelity": torch_fidelity.__version__,
-        "tf32": False,  # off inside evaluation (train/precision.py full_fp32)
-        "quantisation": "uint8, round((x + 1) * 127.5); grey repeated to 3 channels",
-        "noise_seed": options.seed,
-        "batch_size": options.batch_size,
-        "device": str(device),
-        "reference_cache": {"key": key, "dir": str(options.cache_dir), "hit": cached_before},
-        "seconds": round(time.perf_counter() - started, 2),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    fidelity = {"metrics": values, "protocol": protocol}
+    fidelity = Fidelity(cfg, options, log)
+    generator, used, step = load_generator(run.path, cfg, fidelity.target.shape, fidelity.device, options.generator,
+                                           options.checkpoint)
+    log(f"evaluating {used} generator ({options.checkpoint} checkpoint, step {step}) on {options.num_samples} "
+        f"samples against {fidelity.target.name}/{options.reference_split} ({len(fidelity.reference)} images) with "
+        f"{options.extractor}" + (" (reference statistics cached)" if fidelity.cached_before
+                                  and {"fid", "kid"} & set(options.metrics) else ""))
+    values = fidelity.measure(generator)
+    protocol = {**fidelity.protocol(options.num_samples), "generator": used, "checkpoint": options.checkpoint,
+                "checkpoint_step": step, "run_status": run.read_summary().get("status"),
+                "seconds": round(time.perf_counter() - started, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    result = {"metrics": values, "protocol": protocol}
     path = run.path / "eval.json"
     record = json.loads(path.read_text()) if path.exists() else {}
-    record["fidelity"] = fidelity
+    record["fidelity"] = result
     atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return fidelity
+    return result

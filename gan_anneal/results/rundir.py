@@ -3,7 +3,8 @@
     config.yaml       the composed, resolved config
     metrics.jsonl     one JSON object per logging step
     summary.json      status (running | done | failed | diverged | interrupted), timing, final metrics, versions
-    checkpoints/      last.pt (atomic; only finite states), previous.pt (the one before, kept as a fallback)
+    checkpoints/      last.pt (atomic; only finite states), previous.pt (the one before, kept as a fallback),
+                      best.pt (the best value of train.best_metric so far, when set)
     samples/          pictures
     train.log         progress lines, one every few seconds, and what happened (start, resume, end)
     .lock             the live writer (host, pid); a dead holder's lock is taken over
@@ -109,6 +110,11 @@ class RunDir:
     @property
     def samples(self) -> Path:
         return self.path / "samples"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """The state with the best value of train.best_metric so far (kept only when that is set)."""
+        return self.path / "checkpoints" / "best.pt"
 
     @property
     def previous_checkpoint(self) -> Path:

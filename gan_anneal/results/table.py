@@ -51,6 +51,20 @@ TOY_METRICS = ("modes_covered", "hq_fraction", "kl_target_model")
 STATUS_PRIORITY = ("diverged", "failed", "interrupted", "running", "unknown", "not evaluated")
 
 
+EVAL_PREFIX = "eval/"  # metrics.jsonl's sample-quality records: eval/fid, eval/modes_covered ...
+
+
+def higher_is_better(metric: str) -> bool:
+    """The better direction of a metrics.jsonl eval/ key (eval/fid → False, eval/modes_covered → True)."""
+    key = metric[len(EVAL_PREFIX):] if metric.startswith(EVAL_PREFIX) else metric
+    for known in METRICS.values():
+        if key == known.key:
+            return known.higher_is_better
+    choices = ", ".join(f"{EVAL_PREFIX}{m.key}" for m in METRICS.values())
+    raise UserError(f"train.best_metric={metric}: not a metric with a known better direction. Choose one of "
+                    f"{choices} (IS/FID/KID need train.eval_every; the toy metrics come every train.sample_every).")
+
+
 def metric_by_name(name: str) -> Metric:
     if name in METRICS:
         return METRICS[name]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import torch
@@ -26,6 +28,7 @@ from gan_anneal.score.dsm import (
     pretrained_data_score,
 )
 from gan_anneal.score.exact import ExactScore
+from gan_anneal.train.optimizers import adam
 
 
 def resolve_device(settings: DictConfig, model_threads: int | None = None) -> torch.device:
@@ -103,6 +106,13 @@ class Experiment:
     precision: object = None  # train/precision.py's Precision (device.precision); None = plain fp32
     backend: dict = field(default_factory=dict)  # the backend flags set for this run (train/precision.py)
 
+    @cached_property
+    def step_settings(self) -> SimpleNamespace:
+        """cfg.train with the optimiser's rates as plain values, read once: an OmegaConf attribute read costs about
+        90 µs, and a toy step made 23 of them (4% of the headline run's time)."""
+        o = self.cfg.optim
+        return SimpleNamespace(**as_dict(self.cfg.train), lr_g=float(o.lr_g), lr_d=float(o.lr_d), decay=str(o.decay))
+
 
 def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Experiment:
     check_values(cfg)
@@ -123,8 +133,8 @@ def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Exp
     regularizer = build_regularizer(cfg, target, data_shape, device, schedule, log)
     o = cfg.optim
     betas = tuple(o.betas)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=o.lr_g, betas=betas)
-    opt_d = torch.optim.Adam(critic.parameters(), lr=o.lr_d, betas=betas)
+    opt_g = adam(generator.parameters(), lr=o.lr_g, betas=betas)
+    opt_d = adam(critic.parameters(), lr=o.lr_d, betas=betas)
     generator_update = build_generator_update(as_dict(cfg.generator_update))
     from gan_anneal.train.ema import build_ema
 

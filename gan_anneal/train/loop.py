@@ -11,13 +11,16 @@ from contextlib import contextmanager
 from typing import Callable
 
 import torch
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from gan_anneal.results.checkpoint import rng_state, set_rng_state
 from gan_anneal.results.continuation import Start
+from gan_anneal.results.loggers import Loggers, build_loggers
 from gan_anneal.results.rundir import RunDir, now_iso, provenance
 from gan_anneal.train.build import Experiment
+from gan_anneal.train.monitor import BestCheckpoint, Stopwatch, TrainingFidelity
 from gan_anneal.train.precision import Precision
 
 FP32 = Precision("fp32")
@@ -147,11 +150,11 @@ def generate(exp: Experiment, n: int, batch: int = 10_000, seed: int | None = No
 
 
 def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
-    cfg, g, d, div = exp.cfg.train, exp.generator, exp.critic, exp.divergence
+    cfg, g, d, div = exp.step_settings, exp.generator, exp.critic, exp.divergence
     lam = exp.schedule(step, cfg.steps)
     beta, w_lik, w_ent = exp.regularizer.coefficients(lam)
-    factor = lr_factor(step, cfg.steps, exp.cfg.optim.decay)
-    for opt, base in ((exp.opt_g, exp.cfg.optim.lr_g), (exp.opt_d, exp.cfg.optim.lr_d)):
+    factor = lr_factor(step, cfg.steps, cfg.decay)
+    for opt, base in ((exp.opt_g, cfg.lr_g), (exp.opt_d, cfg.lr_d)):
         for group in opt.param_groups:
             group["lr"] = base * factor
 
@@ -234,6 +237,20 @@ class PlainProgress:
 def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, console: Console | None = None,
           should_stop: Callable[[int], bool] | None = None) -> dict:
     """Train to `train.steps`, writing the run directory as it goes. Returns the final summary."""
+    cfg, console = exp.cfg, console or Console()
+    loggers = build_loggers(OmegaConf.to_container(cfg.logger, resolve=True) if "logger" in cfg else None, run)
+    fidelity = None  # prepared before the run directory is touched: a bad extractor or weights file is bad input
+    if exp.step_settings.eval_every:
+        fidelity = TrainingFidelity(cfg, run.path, exp.step_settings.eval_num_samples,
+                                    log=lambda line: console.print(f"[dim]{line}[/]"))
+    try:
+        return _train(exp, run, loggers, fidelity, start_from, console=console, should_stop=should_stop)
+    finally:
+        loggers.close()  # flushes TensorBoard's events whatever ended the run
+
+
+def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFidelity | None, start_from: Start | None,
+           *, console: Console, should_stop: Callable[[int], bool] | None) -> dict:
     console = console or Console()
     start_from = start_from or Start(resume=False)
     cfg = exp.cfg
@@ -256,6 +273,7 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
         run.update_summary(extensions=extensions)
         run.log(f"extended from train.steps={start_from.extend_from} to {total} at step {start}")
     run.write_config(cfg)  # the config this directory now continues (train.steps included)
+    loggers.start(start)  # after metrics.jsonl was cut back to the checkpoint
     if not start_from.resume:
         getattr(exp.target, "save_artifacts", lambda path: None)(run.path)  # e.g. a text dataset's vocabulary
     origin = provenance()
@@ -269,6 +287,16 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
         origin["started_at"] = started_at
     run.update_summary(status="running", seed=int(cfg.seed), steps=start, total_steps=total, device=str(exp.device),
                        backend=exp.backend, error=None, pid=os.getpid(), finished_at=None, **origin)
+
+    every = exp.step_settings  # plain values: read at every step
+    best = BestCheckpoint(every.best_metric, run)
+    evaluating = Stopwatch(float(summary.get("evaluation_s", 0.0)) if start_from.resume else 0.0)
+    if fidelity is not None:
+        run.update_summary(eval_protocol=fidelity.protocol())
+
+    def fidelity_record(at_step: int) -> dict:
+        with evaluating:
+            return fidelity.record(exp.generator, exp.ema.model if exp.ema is not None else None, at_step)
 
     flag: dict = {}
     t0 = time.perf_counter()
@@ -288,8 +316,16 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
         if ran_away(generate(exp, 256, seed=cfg.seed + 2)):  # fixed noise, the run's random stream untouched
             raise diverged(at_step, f"the samples ran away: all beyond {RUNAWAY:g} or not finite at step {at_step}")
         run.save_checkpoint(checkpoint_state(exp, at_step))
-        run.update_summary(steps=at_step, wall_time_s=previous_wall + time.perf_counter() - t0)
+        run.update_summary(steps=at_step, wall_time_s=previous_wall + time.perf_counter() - t0,
+                           evaluation_s=round(evaluating.seconds, 3))
         run.heartbeat()
+
+    def evaluated(record: dict, at_step: int, picture=None) -> None:
+        """An eval/ record into every logger, and into best.pt when it improves train.best_metric."""
+        loggers.write([record])
+        if picture is not None:
+            loggers.picture(picture, at_step)
+        best.offer(record, at_step, lambda: checkpoint_state(exp, at_step))
 
     terminal = console.is_terminal
     plain = PlainProgress(run, console, total, start, float(cfg.train.get("progress_every_s", 30)),
@@ -303,10 +339,10 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
         while step < total:
             raw = train_step(exp, step)
             step += 1
-            if step % cfg.train.log_every == 0 or step == total:
+            if step % every.log_every == 0 or step == total:
                 record = _as_record(step, raw)
                 record["time_s"] = round(previous_wall + time.perf_counter() - t0, 3)
-                run.append_metrics([record])  # metrics past the checkpoint are dropped again on resume
+                loggers.write([record])  # metrics past the checkpoint are dropped again on resume
                 if not all(math.isfinite(v) for v in record.values()):
                     raise diverged(step, f"non-finite loss at step {step} (loss_d={record['loss_d']:.4g}, "
                                          f"loss_g={record['loss_g']:.4g})")
@@ -314,11 +350,16 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
                 progress.update(task, completed=step,
                                 losses=f"D {record['loss_d']:+.3f}  G {record['loss_g']:+.3f}  λ {record['lam']:+.3f}")
                 plain(step, record, force=step == total)
-            if cfg.train.sample_every and step % cfg.train.sample_every == 0 and step < total:
-                snapshot = generate(exp, cfg.train.snapshot_samples, seed=cfg.seed + 1)  # fixed noise
-                exp.target.save_picture(snapshot, run.samples / f"step_{step:06d}.png", f"step {step}")
-                run.append_metrics([eval_record(step, exp.target.metrics(snapshot, cfg.metrics))])
-            if step % cfg.train.checkpoint_every == 0 and step < total:
+            if every.sample_every and step % every.sample_every == 0 and step < total:
+                with evaluating:
+                    snapshot = generate(exp, every.snapshot_samples, seed=cfg.seed + 1)  # fixed noise
+                    picture = run.samples / f"step_{step:06d}.png"
+                    exp.target.save_picture(snapshot, picture, f"step {step}")
+                    record = eval_record(step, exp.target.metrics(snapshot, cfg.metrics))
+                evaluated(record, step, picture)
+            if fidelity is not None and step % every.eval_every == 0 and step < total:
+                evaluated(fidelity_record(step), step)
+            if step % every.checkpoint_every == 0 and step < total:
                 save(step)
             if flag.get("stop") or (should_stop is not None and should_stop(step)):
                 save(step)
@@ -333,12 +374,18 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
     save(total)
     wall = previous_wall + time.perf_counter() - t0
 
-    samples = generate(exp, cfg.train.eval_samples)
+    samples = generate(exp, every.eval_samples)
     metrics = exp.target.metrics(samples, cfg.metrics)
     exp.target.save_picture(samples, run.samples / "final.png", f"{cfg.divergence.name} · step {total}")
-    run.append_metrics([eval_record(total, metrics)])
+    evaluated(eval_record(total, metrics), total, run.samples / "final.png")
+    if fidelity is not None:
+        final_fidelity = fidelity_record(total)
+        evaluated(final_fidelity, total)
+        metrics = {**metrics, **{k[len("eval/"):]: v for k, v in final_fidelity.items() if k != "step"}}
     final = {k: last_record[k] for k in ("lam", "beta", "w_lik", "w_ent") if k in last_record}
-    run.log(f"done: {total} steps in {wall:.1f} s")
+    run.log(f"done: {total} steps in {wall:.1f} s" + (f", {evaluating.seconds:.1f} s of it evaluating"
+                                                     if evaluating.seconds else ""))
     return run.update_summary(status="done", steps=total, wall_time_s=round(wall, 3), finished_at=now_iso(),
                               steps_per_second=round((total - start) / max(time.perf_counter() - t0, 1e-9), 2),
-                              metrics=metrics, final_coefficients=final)
+                              metrics=metrics, final_coefficients=final, evaluation_s=round(evaluating.seconds, 3),
+                              evaluation_fraction=round(evaluating.seconds / max(wall, 1e-9), 4))
