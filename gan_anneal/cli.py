@@ -282,6 +282,7 @@ def curves(
                                      help="A metrics.jsonl key, repeatable: eval/modes_covered, loss_d, lam, beta, ..."),
     out: str = typer.Option("curves.png", "--out", "-o"),
     label: Optional[List[str]] = typer.Option(None, "--label", help="One label per run (default: divergence · anneal)."),
+    log_y: bool = typer.Option(False, "--log-y", help="A logarithmic y axis (FID over training)."),
 ) -> None:
     """Overlay metrics over training steps for several runs (the paper's Figure 5, learning dynamics)."""
     from gan_anneal.errors import UserError
@@ -291,7 +292,7 @@ def curves(
     if label and len(label) != len(run_dirs):
         fail(f"--label was given {len(label)} times for {len(run_dirs)} runs; give one per run or none.")
     try:
-        path = plot_curves(run_dirs, metric, Path(out), label)
+        path = plot_curves(run_dirs, metric, Path(out), label, log_y=log_y)
     except UserError as error:
         fail(str(error))
     typer.echo(f"plot: {path}")

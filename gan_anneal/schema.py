@@ -136,7 +136,7 @@ RULES: dict[str, Rule] = {
     "divergence.generator_loss": Rule(str, choices=("boundary", "proxy", "minimax")),
     # regularizer, score
     "regularizer.force": Rule(str, choices=("unit", "critic")),
-    "regularizer.reduction": Rule(str, choices=("sum", "mean")),
+    "regularizer.reduction": Rule(str, choices=("auto", "sum", "mean")),
     "score.sigma": POSITIVE,
     "score.smoothing": Rule(float, low=0),
     "score.steps": COUNT,

@@ -314,3 +314,12 @@ def test_lambda_minus_ten_lands_on_the_gibbs_variance_through_the_entropy_route(
     summary = run.read_summary()
     assert summary["final_coefficients"]["w_ent"] == 10 and summary["final_coefficients"]["w_lik"] == 0
     assert summary["metrics"]["sample_var"] == pytest.approx(11.0, rel=0.15)
+
+
+def test_reduction_auto_sums_over_flat_data_and_averages_over_images(make_cfg):
+    from gan_anneal.train.build import surrogate_reduction
+
+    assert make_cfg().regularizer.reduction == "auto"
+    assert surrogate_reduction("auto", (2,)) == "sum"  # the toys and the Gibbs check: β = 1 + λ exact
+    assert surrogate_reduction("auto", (1, 32, 32)) == "mean"
+    assert surrogate_reduction("sum", (1, 32, 32)) == "sum" and surrogate_reduction("mean", (2,)) == "mean"

@@ -28,7 +28,8 @@ def available_metrics(runs: list[RunDir]) -> list[str]:
     return sorted(keys)
 
 
-def plot_curves(run_dirs: list[str], metrics: list[str], out: Path, labels: list[str] | None = None) -> Path:
+def plot_curves(run_dirs: list[str], metrics: list[str], out: Path, labels: list[str] | None = None,
+                log_y: bool = False) -> Path:
     runs = [RunDir(d).require() for d in run_dirs]
     known = available_metrics(runs)
     for metric in metrics:
@@ -45,5 +46,7 @@ def plot_curves(run_dirs: list[str], metrics: list[str], out: Path, labels: list
             ax.plot(steps, values, marker="o" if len(steps) < 30 else None, ms=3, lw=1.4, label=label)
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel("generator step")
+        if log_y:  # FID falls over orders of magnitude early on
+            ax.set_yscale("log")
     axes[0][0].legend(fontsize=7)
     return save_figure(fig, out)

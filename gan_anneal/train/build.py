@@ -69,13 +69,21 @@ def build_data_score(cfg: DictConfig, target: Target, data_shape, device, log):
     raise UserError(f"Unknown score '{name}'. Valid choices: exact, dsm.")
 
 
+def surrogate_reduction(setting: str, data_shape) -> str:
+    """regularizer.reduction=auto: the sum over dimensions for flat data (β = 1 + λ exact: the toys, the Gibbs
+    check), the mean for images, where the sum collapsed every static |λ| ≥ 10 on mnist_small (README, issue 17)."""
+    if setting != "auto":
+        return setting
+    return "mean" if len(data_shape) > 1 else "sum"
+
+
 def build_regularizer(cfg: DictConfig, target: Target, data_shape, device, schedule: Schedule, log) -> Regularizer:
     """The regulariser with the score models of the terms its schedule ever weights, and no others."""
     name = cfg.regularizer.name if cfg.anneal.name != "none" else "none"
     regularizer = Regularizer(name, cfg.anneal.get("negative", "entropy"),
                               normalize=bool(cfg.regularizer.get("normalize", False)),
                               force=str(cfg.regularizer.get("force", "unit")),
-                              reduction=str(cfg.regularizer.get("reduction", "sum")))
+                              reduction=surrogate_reduction(str(cfg.regularizer.get("reduction", "sum")), data_shape))
     total = cfg.train.steps
     uses_likelihood, uses_entropy = regularizer.terms_used(schedule(step, total) for step in range(total))
     if uses_likelihood:
