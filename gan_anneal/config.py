@@ -106,10 +106,11 @@ def check_values(cfg: DictConfig) -> None:
                         f"Use divergence.generator_loss={chosen} if that divergence has the setting.")
     best = cfg.train.get("best_metric")
     if best:
+        from gan_anneal.evaluate.fidelity import FIDELITY_KEYS
         from gan_anneal.results.table import higher_is_better
 
         higher_is_better(best)  # a metric with no known direction is refused here, before any training
-        if best.split("/")[-1] in ("is_mean", "is_std", "fid", "kid_mean", "kid_std") and not cfg.train.get("eval_every"):
+        if best.split("/")[-1] in FIDELITY_KEYS.values() and not cfg.train.get("eval_every"):
             raise UserError(f"train.best_metric={best} is measured only with train.eval_every > 0 "
                             "(e.g. train.eval_every=500).")
     if cfg.train.get("eval_every"):

@@ -356,6 +356,12 @@ def reference_cache_key(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
 
 
+# torch-fidelity's result names → ganneal's metric keys (eval.json, summary.json, metrics.jsonl as eval/<key>)
+FIDELITY_KEYS = {"inception_score_mean": "is_mean", "inception_score_std": "is_std",
+                 "frechet_inception_distance": "fid", "kernel_inception_distance_mean": "kid_mean",
+                 "kernel_inception_distance_std": "kid_std"}
+
+
 def compute_metrics(input1, input2, metrics: list[str], *, extractor: str, weights_path: Path | None,
                     num_samples: int | None = None, batch_size: int = 64, is_splits: int = 10,
                     kid_subset_size: int = 1000, input2_cache_name: str | None = None,
@@ -387,10 +393,7 @@ def compute_metrics(input1, input2, metrics: list[str], *, extractor: str, weigh
 
     with full_fp32():  # TF32 stays off inside evaluation: the metrics are fp32 numbers
         raw = torch_fidelity.calculate_metrics(**kwargs)
-    names = {"inception_score_mean": "is_mean", "inception_score_std": "is_std",
-             "frechet_inception_distance": "fid", "kernel_inception_distance_mean": "kid_mean",
-             "kernel_inception_distance_std": "kid_std"}
-    return {names[k]: float(v) for k, v in raw.items() if k in names}
+    return {FIDELITY_KEYS[k]: float(v) for k, v in raw.items() if k in FIDELITY_KEYS}
 
 
 # A run directory → eval.json ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from gan_anneal.results.checkpoint import rng_state, set_rng_state
 from gan_anneal.results.continuation import Start
 from gan_anneal.results.loggers import Loggers, build_loggers
 from gan_anneal.results.rundir import RunDir, now_iso, provenance
+from gan_anneal.results.table import EVAL_PREFIX
 from gan_anneal.train.build import Experiment
 from gan_anneal.train.monitor import BestCheckpoint, Stopwatch, TrainingFidelity
 from gan_anneal.train.precision import Precision
@@ -204,7 +205,7 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
 
 def eval_record(step: int, metrics: dict) -> dict:
     """Sample-quality metrics over training (the learning-dynamics curves) share metrics.jsonl, prefixed."""
-    return {"step": step, **{f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
+    return {"step": step, **{f"{EVAL_PREFIX}{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
 
 
 def _as_record(step: int, raw: dict) -> dict:
@@ -251,7 +252,6 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
 
 def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFidelity | None, start_from: Start | None,
            *, console: Console, should_stop: Callable[[int], bool] | None) -> dict:
-    console = console or Console()
     start_from = start_from or Start(resume=False)
     cfg = exp.cfg
     total = cfg.train.steps
@@ -294,9 +294,9 @@ def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFid
     if fidelity is not None:
         run.update_summary(eval_protocol=fidelity.protocol())
 
-    def fidelity_record(at_step: int) -> dict:
+    def fidelity_values(at_step: int) -> dict:
         with evaluating:
-            return fidelity.record(exp.generator, exp.ema.model if exp.ema is not None else None, at_step)
+            return fidelity.measure(exp.generator, exp.ema.model if exp.ema is not None else None)
 
     flag: dict = {}
     t0 = time.perf_counter()
@@ -358,7 +358,7 @@ def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFid
                     record = eval_record(step, exp.target.metrics(snapshot, cfg.metrics))
                 evaluated(record, step, picture)
             if fidelity is not None and step % every.eval_every == 0 and step < total:
-                evaluated(fidelity_record(step), step)
+                evaluated(eval_record(step, fidelity_values(step)), step)
             if step % every.checkpoint_every == 0 and step < total:
                 save(step)
             if flag.get("stop") or (should_stop is not None and should_stop(step)):
@@ -379,9 +379,9 @@ def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFid
     exp.target.save_picture(samples, run.samples / "final.png", f"{cfg.divergence.name} · step {total}")
     evaluated(eval_record(total, metrics), total, run.samples / "final.png")
     if fidelity is not None:
-        final_fidelity = fidelity_record(total)
-        evaluated(final_fidelity, total)
-        metrics = {**metrics, **{k[len("eval/"):]: v for k, v in final_fidelity.items() if k != "step"}}
+        final_fidelity = fidelity_values(total)
+        evaluated(eval_record(total, final_fidelity), total)
+        metrics = {**metrics, **final_fidelity}
     final = {k: last_record[k] for k in ("lam", "beta", "w_lik", "w_ent") if k in last_record}
     run.log(f"done: {total} steps in {wall:.1f} s" + (f", {evaluating.seconds:.1f} s of it evaluating"
                                                      if evaluating.seconds else ""))

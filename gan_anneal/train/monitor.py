@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan_anneal.errors import UserError
 from gan_anneal.results.rundir import RunDir
-from gan_anneal.results.table import EVAL_PREFIX, higher_is_better
+from gan_anneal.results.table import higher_is_better
 
 
 class BestCheckpoint:
@@ -64,7 +64,7 @@ class TrainingFidelity:
     def protocol(self) -> dict:
         return {**self.fidelity.protocol(self.num_samples), "generator": self.options.generator}
 
-    def record(self, generator: torch.nn.Module, ema_model: torch.nn.Module | None, step: int) -> dict:
+    def measure(self, generator: torch.nn.Module, ema_model: torch.nn.Module | None) -> dict[str, float]:
         use_ema = ema_model is not None and self.options.generator in ("auto", "ema")
         model = ema_model if use_ema else generator
         was_training = model.training
@@ -73,7 +73,7 @@ class TrainingFidelity:
         with torch.random.fork_rng(devices=devices):  # the run's stream is untouched: resume stays exact
             values = self.fidelity.measure(model, self.num_samples, show_progress=False)
         model.train(was_training)
-        return {"step": step, **{f"{EVAL_PREFIX}{k}": v for k, v in values.items()}}
+        return values
 
 
 class Stopwatch:
