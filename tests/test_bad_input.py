@@ -181,8 +181,12 @@ def wrong_values(key: str, default):
     return values
 
 
-# experiments and divergence_model set other groups' keys (@package _global_): the next test composes them
-@pytest.mark.parametrize("group", [g for g in GROUPS if g not in ("experiment", "divergence_model")])
+# experiments, divergence_model and divergence_anneal set other groups' keys (@package _global_): the test after
+# this one composes them
+SPECIALISATIONS = ("experiment", "divergence_model", "divergence_anneal")
+
+
+@pytest.mark.parametrize("group", [g for g in GROUPS if g not in SPECIALISATIONS])
 def test_every_key_of_every_option_refuses_wrong_types_and_ranges(group):
     """Property: for each option of the group, each of its keys given a wrong type or an out-of-range value
     is refused with a message naming the key (checked on the composed config, as `ganneal train` does)."""
@@ -230,6 +234,9 @@ def test_hydra_interpolations_that_resolve_in_the_job_are_accepted():
 def test_every_shipped_experiment_and_sweep_job_passes_the_schema():
     for experiment in (p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml")):
         compose([f"experiment={experiment}"])
+    for name in (p.stem for p in (Path(CONF_DIR) / "divergence_anneal").glob("*.yaml")):
+        divergence, model, anneal = name.split("_")  # chosen by config.yaml from these three groups
+        assert compose([f"divergence={divergence}", f"model={model}", f"anneal={anneal}"]).anneal.name == anneal
     from gan_anneal.experiments.sweep import load_sweep, plan_jobs
 
     for sweep in (p.stem for p in (Path(CONF_DIR) / "sweep").glob("*.yaml")):

@@ -41,6 +41,19 @@ def test_divergence_groups_set_their_optimiser():
     assert compose(["divergence=wgan", "optim.lr_g=5e-4"]).optim.lr_g == 5e-4
 
 
+def test_jsd_on_the_toys_starts_its_dynamic_schedules_after_a_warm_up():
+    # divergence_anneal/jsd_mlp_{pma,nma,oa}.yaml: JSD's one-step critic must form before the regulariser acts
+    for anneal in ("pma", "nma", "oa"):
+        assert compose(["divergence=jsd", f"anneal={anneal}"]).anneal.warmup == 0.25
+        assert compose(["divergence=rkl", f"anneal={anneal}"]).anneal.warmup == 0.0
+        assert compose(["divergence=wgan", f"anneal={anneal}"]).anneal.warmup == 0.0
+        assert compose(["divergence=jsd", f"anneal={anneal}", "dataset=mnist_small"]).anneal.warmup == 0.0
+    assert "warmup" not in compose(["divergence=jsd", "anneal=static"]).anneal  # a static λ acts from step 0
+    assert compose(["divergence=jsd", "anneal=oa", "anneal.warmup=0"]).anneal.warmup == 0.0  # the command line wins
+    swept = compose(["divergence=jsd", "anneal=oa"], return_hydra_config=True)
+    assert swept.hydra.runtime.choices["divergence_anneal"] == "jsd_mlp_oa"
+
+
 runner = CliRunner()
 
 
