@@ -257,13 +257,18 @@ def schedule(
     if plot:
         _check_output_path(plot, PLOT_SUFFIXES, "--plot")
     try:
-        cfg = compose(overrides)
-        names = ["pma", "nma", "oa"] if compare else [cfg.anneal.name]
-        curves = {n: schedule_curves(compose([*overrides, f"anneal={n}"]) if compare else cfg) for n in names}
+        # --compare composes each schedule itself, so anneal.* keys work there without an anneal= choice
+        configs = {n: compose([*overrides, f"anneal={n}"]) for n in ("pma", "nma", "oa")} if compare else {}
+        cfg = configs["oa"] if compare else compose(overrides)
+        names = list(configs) if compare else [cfg.anneal.name]
+        curves = {n: schedule_curves(configs.get(n, cfg)) for n in names}
     except UserError as error:
         fail(str(error))
     c = curves[names[-1]]
-    table = Table(title=f"anneal={cfg.anneal.name} · regularizer={cfg.regularizer.name} · {cfg.train.steps} steps")
+    warmup = float(cfg.anneal.get("warmup", 0.0))  # JSD on the toys has one by default (conf/divergence_anneal)
+    Console().print(f"anneal={cfg.anneal.name} · regularizer={cfg.regularizer.name} · divergence={cfg.divergence.name}"
+                    f" · {cfg.train.steps} steps" + (f" · the first {warmup:.0%} at λ = 0 (anneal.warmup)" if warmup else ""))
+    table = Table()
     for column in ("step", "λ", "β", "w_lik", "w_ent"):
         table.add_column(column, justify="right")
     for i in range(0, len(c["step"]), max(1, len(c["step"]) // 10)):
@@ -429,7 +434,7 @@ def evaluate(
             result = evaluate_run(run_dir, options, log=lambda m: console.print(f"[dim]{m}[/]"))
             _print_fidelity(console, result)
         if run_probes is not None:  # prints its own table and merges its numbers into eval.json
-            run_probes(run_dir, measures, probe_steps)
+            run_probes(run_dir, measures, probe_steps, checkpoint=checkpoint)
     except UserError as error:
         fail(str(error))
     console.print(f"written: [bold]{Path(run_dir) / 'eval.json'}[/]")

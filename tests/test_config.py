@@ -104,3 +104,14 @@ def test_a_flat_model_on_images_is_a_user_error(tmp_path):
 
     cfg = compose(["dataset=digits", "model=mlp", "train.steps=2", "train.progress=false"])
     assert run_training(cfg, tmp_path / "run") == "bad-input"
+
+
+def test_schedule_names_the_warm_up_and_compare_takes_anneal_keys(tmp_path):
+    shown = runner.invoke(app, ["schedule", "anneal=oa"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "divergence=jsd" in shown.output and "the first 25% at λ = 0" in shown.output
+    assert "│  400 │ +0.0000 │" in shown.output  # still at λ = 0 at step 400 of 2000
+    assert "the first" not in runner.invoke(app, ["schedule", "anneal=oa", "divergence=rkl"]).output
+    plot = tmp_path / "figure4.png"  # the paper's Figure 4: the three schedules without a warm-up
+    compared = runner.invoke(app, ["schedule", "--compare", "--plot", str(plot), "anneal.warmup=0"])
+    assert compared.exit_code == 0, compared.output
+    assert plot.stat().st_size > 0 and "the first" not in compared.output

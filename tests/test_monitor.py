@@ -7,6 +7,8 @@ import json
 import pytest
 import torch
 
+from gan_anneal.errors import UserError
+
 IMAGES = ["dataset=digits", "device=cpu", "model.base=16", "train.steps=24", "train.batch_size=32",
           "train.sample_every=0", "train.checkpoint_every=8", "train.log_every=4", "train.eval_samples=128",
           "train.eval_every=8", "train.eval_num_samples=200", "evaluate.extractor=ganneal-tiny",
@@ -32,6 +34,13 @@ def test_fid_is_tracked_and_best_pt_holds_the_best_value(train_run, cached):
     best = min(records, key=lambda r: r["eval/fid"])
     assert summary["best"] == {"metric": "eval/fid", "value": best["eval/fid"], "step": best["step"]}
     assert torch.load(run.best_checkpoint, weights_only=True)["step"] == best["step"]
+    from gan_anneal.evaluate.critic_probe import load_run  # what `ganneal evaluate --probe --checkpoint` reads
+
+    assert load_run(run.path, checkpoint="best")[2] == best["step"]
+    assert load_run(run.path, checkpoint="last")[2] == 60
+    run.best_checkpoint.unlink()
+    with pytest.raises(UserError, match="best.pt"):
+        load_run(run.path, checkpoint="best")
     assert summary["metrics"]["fid"] == records[-1]["eval/fid"]  # the final model's, beside the sample metrics
     protocol = summary["eval_protocol"]
     assert protocol["num_samples"] == 200 and protocol["feature_extractor"]["name"] == "ganneal-tiny"
@@ -61,6 +70,13 @@ def test_a_toy_run_keeps_its_best_sample_metric(train_run):
     best = min(records, key=lambda r: r["eval/kl_target_model"])
     assert run.read_summary()["best"]["step"] == best["step"]
     assert torch.load(run.best_checkpoint, weights_only=True)["step"] == best["step"]
+    from gan_anneal.evaluate.critic_probe import load_run  # what `ganneal evaluate --probe --checkpoint` reads
+
+    assert load_run(run.path, checkpoint="best")[2] == best["step"]
+    assert load_run(run.path, checkpoint="last")[2] == 60
+    run.best_checkpoint.unlink()
+    with pytest.raises(UserError, match="best.pt"):
+        load_run(run.path, checkpoint="best")
 
 
 def test_evaluation_during_training_leaves_resume_exact(train_run, cached):

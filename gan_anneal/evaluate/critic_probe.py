@@ -63,8 +63,9 @@ def with_schema_defaults(cfg):
     return cfg
 
 
-def load_run(run_dir: str | Path, device: str = "cpu"):
-    """Rebuild a run's experiment from config.yaml and checkpoints/last.pt (generator in eval mode)."""
+def load_run(run_dir: str | Path, device: str = "cpu", checkpoint: str = "last"):
+    """Rebuild a run's experiment from config.yaml and checkpoints/last.pt, or best.pt with checkpoint="best"
+    (generator in eval mode)."""
     from gan_anneal.results.checkpoint import load_checkpoint
     from gan_anneal.results.rundir import RunDir
     from gan_anneal.train.build import build_experiment
@@ -73,7 +74,11 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
     cfg = with_schema_defaults(run.read_config())
     cfg.device.name = device
     exp = build_experiment(cfg, log=lambda msg: None)
-    state = load_checkpoint(run.checkpoint, map_location=exp.device)
+    path = run.best_checkpoint if checkpoint == "best" else run.checkpoint
+    if not path.is_file():
+        raise UserError(f"{run_dir} has no {path.relative_to(run.path)}: it trained without train.best_metric. "
+                        "Use --checkpoint last.")
+    state = load_checkpoint(path, map_location=exp.device)
     exp.generator.load_state_dict(state["generator"])
     exp.generator.eval().requires_grad_(False)
     return run, exp, int(state.get("step", 0))
@@ -108,8 +113,8 @@ def train_probe(exp, measure: str, steps: int, *, batch_size: int = 64, lr: floa
         with torch.no_grad():
             fake = draw(g.sample_noise(batch_size, exp.device))
         loss = divergence.critic_loss(critic(real), critic(fake))
-        penalty = divergence.penalty(critic, real, fake)
-        total = loss if penalty is None else loss + penalty
+        penalty_term = divergence.penalty(critic, real, fake)
+        total = loss if penalty_term is None else loss + penalty_term
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
@@ -181,7 +186,7 @@ def probe_table(rows: dict[str, dict], title: str = "fresh-critic probes (lower 
 def run_probes(run_dir, measures: list[str], steps: int, *, batch_size: int = 64, test_batch: int = 100,
                samples_per_z: int = 10, lr: float | None = None, inputs: str = "samples", seed: int = 0,
                device: str = "cpu", penalty: str | None = None, penalty_weight: float = 1.0,
-               console=None) -> dict:
+               console=None, checkpoint: str = "last") -> dict:
     """Probe a run with a fresh critic per measure; merge the results into eval.json; print a rich table.
 
     `penalty` (gp0, roth) regularises the JS / reverse-KL probe critics; their results are then stored under
@@ -198,7 +203,7 @@ def run_probes(run_dir, measures: list[str], steps: int, *, batch_size: int = 64
         raise UserError(f"--probe-steps must be ≥ 1, got {steps}")
     if inputs not in ("samples", "probs"):
         raise UserError(f"probe inputs must be samples or probs, got '{inputs}'")
-    run, exp, step = load_run(run_dir, device)
+    run, exp, step = load_run(run_dir, device, checkpoint)
     results = {}
     for measure in measures:
         t0 = time.perf_counter()

@@ -373,6 +373,7 @@ def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFid
                                           "written. Re-run the same command to continue.", flag.get("stop"))
     save(total)
     wall = previous_wall + time.perf_counter() - t0
+    evaluating_within_wall = evaluating.seconds  # the final evaluation below is outside `wall`
 
     samples = generate(exp, every.eval_samples)
     metrics = exp.target.metrics(samples, cfg.metrics)
@@ -388,4 +389,4 @@ def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFid
     return run.update_summary(status="done", steps=total, wall_time_s=round(wall, 3), finished_at=now_iso(),
                               steps_per_second=round((total - start) / max(time.perf_counter() - t0, 1e-9), 2),
                               metrics=metrics, final_coefficients=final, evaluation_s=round(evaluating.seconds, 3),
-                              evaluation_fraction=round(evaluating.seconds / max(wall, 1e-9), 4))
+                              evaluation_fraction=round(evaluating_within_wall / max(wall, 1e-9), 4))
