@@ -257,14 +257,16 @@ def schedule(
     if plot:
         _check_output_path(plot, PLOT_SUFFIXES, "--plot")
     try:
-        # --compare composes each schedule itself, so anneal.* keys work there without an anneal= choice
-        configs = {n: compose([*overrides, f"anneal={n}"]) for n in ("pma", "nma", "oa")} if compare else {}
-        cfg = configs["oa"] if compare else compose(overrides)
-        names = list(configs) if compare else [cfg.anneal.name]
-        curves = {n: schedule_curves(configs.get(n, cfg)) for n in names}
+        if compare:  # each schedule composed itself, so anneal.* keys work without an anneal= choice
+            configs = {n: compose([*overrides, f"anneal={n}"]) for n in ("pma", "nma", "oa")}
+        else:
+            single = compose(overrides)
+            configs = {single.anneal.name: single}
+        curves = {n: schedule_curves(c) for n, c in configs.items()}
     except UserError as error:
         fail(str(error))
-    c = curves[names[-1]]
+    name, cfg = list(configs.items())[-1]  # the table shows the last one (oa with --compare)
+    c = curves[name]
     warmup = float(cfg.anneal.get("warmup", 0.0))  # JSD on the toys has one by default (conf/divergence_anneal)
     Console().print(f"anneal={cfg.anneal.name} · regularizer={cfg.regularizer.name} · divergence={cfg.divergence.name}"
                     f" · {cfg.train.steps} steps" + (f" · the first {warmup:.0%} at λ = 0 (anneal.warmup)" if warmup else ""))

@@ -71,13 +71,10 @@ def load_run(run_dir: str | Path, device: str = "cpu", checkpoint: str = "last")
     from gan_anneal.train.build import build_experiment
 
     run = RunDir(run_dir).require(checkpoint=True)
+    path = run.checkpoint_file(checkpoint)  # before the build: a missing best.pt fails at once
     cfg = with_schema_defaults(run.read_config())
     cfg.device.name = device
     exp = build_experiment(cfg, log=lambda msg: None)
-    path = run.best_checkpoint if checkpoint == "best" else run.checkpoint
-    if not path.is_file():
-        raise UserError(f"{run_dir} has no {path.relative_to(run.path)}: it trained without train.best_metric. "
-                        "Use --checkpoint last.")
     state = load_checkpoint(path, map_location=exp.device)
     exp.generator.load_state_dict(state["generator"])
     exp.generator.eval().requires_grad_(False)

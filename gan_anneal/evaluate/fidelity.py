@@ -436,10 +436,7 @@ def resolve_options(run_dir: Path, *, checkpoint: str = "last", config: dict | N
         raise UserError(f"--checkpoint must be one of {', '.join(CHECKPOINTS)}, got '{checkpoint}'.")
     if config is None:
         run = RunDir(run_dir).require(checkpoint=True)
-        if checkpoint == "best" and not run.best_checkpoint.is_file():
-            raise UserError(f"{run_dir} has no best checkpoint ({run.best_checkpoint}): a run keeps one when it "
-                            "trains with train.best_metric set (e.g. train.eval_every=500 train.best_metric=eval/fid)."
-                            " Use --checkpoint last.")
+        run.checkpoint_file(checkpoint)  # a missing best.pt fails here, before any torch import
         config = OmegaConf.to_container(run.read_config(), resolve=False)
     return options_from_config(config, run_dir, checkpoint=checkpoint, **choices)
 
@@ -505,7 +502,7 @@ def load_generator(run_dir: Path, cfg, data_shape, device, which: str, checkpoin
     from gan_anneal.results.rundir import RunDir
 
     run = RunDir(run_dir)
-    state = load_checkpoint(run.best_checkpoint if checkpoint == "best" else run.checkpoint, map_location="cpu")
+    state = load_checkpoint(run.checkpoint_file(checkpoint), map_location="cpu")
     generator, _ = build_models(OmegaConf.to_container(cfg.model, resolve=True), data_shape)
     ema = state.get("ema") or {}
     if which == "ema" and not ema:

@@ -116,6 +116,18 @@ class RunDir:
         """The state with the best value of train.best_metric so far (kept only when that is set)."""
         return self.path / "checkpoints" / "best.pt"
 
+    def checkpoint_file(self, which: str = "last") -> Path:
+        """last.pt, or best.pt for which="best" (a UserError when the run kept none): what evaluate and the probes read."""
+        from gan_anneal.errors import UserError
+
+        if which != "best":
+            return self.checkpoint
+        if not self.best_checkpoint.is_file():
+            raise UserError(f"{self.path} has no best checkpoint ({self.best_checkpoint}): a run keeps one when it "
+                            "trains with train.best_metric set (e.g. train.eval_every=500 train.best_metric=eval/fid)."
+                            " Use --checkpoint last.")
+        return self.best_checkpoint
+
     @property
     def previous_checkpoint(self) -> Path:
         return self.path / "checkpoints" / "previous.pt"
