@@ -127,7 +127,7 @@ def test_cli_multirun_writes_one_run_directory_per_job(tmp_path, run_cli):
 def test_cfg_job_prints_the_config_and_trains_nothing(tmp_path, run_cli):
     result = run_cli("train", "--cfg", "job", "divergence=wgan", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "gp_weight: 10.0" in result.stdout and "name: wgan" in result.stdout
+    assert "gp_weight: 0.1" in result.stdout and "name: wgan" in result.stdout
     assert not (tmp_path / "runs").exists()
 
 

@@ -1,0 +1,80 @@
+"""Why the flattest Gibbs row (β = 1/51) misses: profile a trained `experiment=gibbs` run's critic and model score.
+
+At the optimum ρ = N(0, v) the RKL critic is F* = log μ/ρ, so dF*/dx = −x·(1 − 1/v), and the model score is −x/v.
+This prints both next to what the run learnt, and how much of ρ lies beyond every data sample the critic saw.
+
+    python docs/gibbs_critic_profile.py train runs/g50 regularizer=entropy anneal.lam=50 [--quadratic]
+    python docs/gibbs_critic_profile.py profile runs/g50 [--quadratic]
+
+--quadratic is a diagnostic, not a product option: it adds a learnable a·x² to the MLP critic, so that the critic's
+family contains log N(0, 1)/N(0, v) everywhere, also where no data sample ever lands.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gan_anneal.models import mlp
+
+
+def add_quadratic_term() -> None:
+    init, forward = mlp.MLPCritic.__init__, mlp.MLPCritic.forward
+
+    def quadratic_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.quad = nn.Parameter(torch.zeros(1))
+
+    mlp.MLPCritic.__init__ = quadratic_init
+    mlp.MLPCritic.forward = lambda self, x: forward(self, x) + self.quad * (x * x).sum(-1)
+
+
+def train(out: Path, overrides: list[str]) -> None:
+    from gan_anneal.config import compose
+    from gan_anneal.runner import run_training
+
+    print(run_training(compose(["experiment=gibbs", "train.progress=false", *overrides]), out))
+
+
+def profile(run: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from gan_anneal.train.build import build_experiment
+
+    cfg = OmegaConf.load(run / "config.yaml")
+    exp = build_experiment(cfg, log=lambda line: None)
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    exp.generator.load_state_dict(state["generator"])
+    exp.critic.load_state_dict(state["critic"])
+    exp.regularizer.load_state_dict(state["regularizer"])
+    with torch.no_grad():
+        x = exp.generator(exp.generator.sample_noise(200_000))
+    var = x.var().item()
+    # the largest |x| among all the data samples the critic saw: batch × critic steps draws of N(0, 1)
+    draws = cfg.train.batch_size * cfg.train.n_critic * cfg.train.steps
+    reach = math.sqrt(2 * math.log(draws))
+    beyond = (x.abs() > reach).float().mean().item()
+    print(f"model variance {var:.1f}; {draws:,} data samples reach |x| ≈ {reach:.1f}; "
+          f"{100 * beyond:.0f}% of the model's samples lie beyond")
+    grid = torch.tensor([-30., -20, -10, -5, -3, -1, 1, 3, 5, 10, 20, 30]).unsqueeze(1).requires_grad_(True)
+    (slope,) = torch.autograd.grad(exp.critic(grid).sum(), grid)
+    score = exp.regularizer.model_score(grid.detach()) if exp.regularizer.model_score is not None else None
+    print("     x   critic dF/dx   optimum   model score   −x/v")
+    for i, xi in enumerate(grid.detach().ravel().tolist()):
+        s = f"{score[i].item():11.3f}" if score is not None else "          -"
+        print(f"{xi:6.0f} {slope[i].item():14.2f} {-xi * (1 - 1 / var):9.2f} {s} {-xi / var:7.3f}")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if "--quadratic" in args:
+        args.remove("--quadratic")
+        add_quadratic_term()
+    torch.set_num_threads(1)
+    if len(args) < 2 or args[0] not in ("train", "profile"):
+        sys.exit(__doc__)
+    (train if args[0] == "train" else lambda run, _: profile(run))(Path(args[1]), args[2:])
