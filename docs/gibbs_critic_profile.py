@@ -5,6 +5,7 @@ This prints both next to what the run learnt, and how much of ρ lies beyond eve
 
     python docs/gibbs_critic_profile.py train runs/g50 regularizer=entropy anneal.lam=50 [--quadratic]
     python docs/gibbs_critic_profile.py profile runs/g50 [--quadratic]
+    python docs/gibbs_critic_profile.py score-noise 41        # the online model score on fixed N(0, 41) samples
 
 --quadratic is a diagnostic, not a product option: it adds a learnable a·x² to the MLP critic, so that the critic's
 family contains log N(0, 1)/N(0, v) everywhere, also where no data sample ever lands.
@@ -69,12 +70,35 @@ def profile(run: Path) -> None:
         print(f"{xi:6.0f} {slope[i].item():14.2f} {-xi * (1 - 1 / var):9.2f} {s} {-xi / var:7.3f}")
 
 
+def score_noise(variance: float, sigmas=(0.1, 0.5), steps: int = 15_000) -> None:
+    """Train the online model score (as model_score in config.yaml: width 64, depth 2, Adam 1e-3, batch 512) on
+    fixed N(0, variance) samples; report its bias and jitter over the last third against −x/(v + σ²)."""
+    from gan_anneal.score.dsm import OnlineDenoisingScore, build_score_network
+
+    grid = torch.tensor([-20., -10, -5, -3, -1, 0, 1, 3, 5, 10, 20]).unsqueeze(1)
+    for sigma in sigmas:
+        torch.manual_seed(0)
+        score = OnlineDenoisingScore(build_score_network((1,), 64, 2, None), sigma, 1e-3)
+        errors = []
+        for step in range(steps):
+            score.update(torch.randn(512, 1) * math.sqrt(variance))
+            if step >= 2 * steps // 3 and step % 500 == 0:
+                with torch.no_grad():
+                    errors.append((score(grid) + grid / (variance + sigma ** 2)).ravel())
+        errors = torch.stack(errors)
+        print(f"σ = {sigma}: jitter {errors.std(0).mean():.3f}, largest bias {errors.mean(0).abs().max():.3f} "
+              f"(the score itself at x = 3: {3 / variance:.3f})")
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     if "--quadratic" in args:
         args.remove("--quadratic")
         add_quadratic_term()
     torch.set_num_threads(1)
-    if len(args) < 2 or args[0] not in ("train", "profile"):
+    if len(args) < 2 or args[0] not in ("train", "profile", "score-noise"):
         sys.exit(__doc__)
-    (train if args[0] == "train" else lambda run, _: profile(run))(Path(args[1]), args[2:])
+    if args[0] == "score-noise":
+        score_noise(float(args[1]))
+    else:
+        (train if args[0] == "train" else lambda run, _: profile(run))(Path(args[1]), args[2:])
