@@ -42,14 +42,11 @@ def train(out: Path, overrides: list[str]) -> None:
 
 
 def profile(run: Path) -> None:
-    from omegaconf import OmegaConf
+    from gan_anneal.evaluate.critic_probe import load_run
 
-    from gan_anneal.train.build import build_experiment
-
-    cfg = OmegaConf.load(run / "config.yaml")
-    exp = build_experiment(cfg, log=lambda line: None)
-    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
-    exp.generator.load_state_dict(state["generator"])
+    run_dir, exp, _ = load_run(run)  # the run's experiment with its generator; the critic and scores below
+    state = run_dir.load_checkpoint()
+    cfg = exp.cfg
     exp.critic.load_state_dict(state["critic"])
     exp.regularizer.load_state_dict(state["regularizer"])
     with torch.no_grad():
@@ -98,7 +95,9 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     if len(args) < 2 or args[0] not in ("train", "profile", "score-noise"):
         sys.exit(__doc__)
-    if args[0] == "score-noise":
-        score_noise(float(args[1]))
+    if args[0] == "train":
+        train(Path(args[1]), args[2:])
+    elif args[0] == "profile":
+        profile(Path(args[1]))
     else:
-        (train if args[0] == "train" else lambda run, _: profile(run))(Path(args[1]), args[2:])
+        score_noise(float(args[1]))
