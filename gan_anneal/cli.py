@@ -373,7 +373,7 @@ def figure(
 @app.command()
 def evaluate(
     run_dir: str = typer.Argument(..., help="A run directory (the folder `ganneal train` printed)."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: is,fid,kid (or none). "
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: is,fid,kid,prc (prc: precision and recall, k = 3) or none. "
                                           "Default: the run's evaluate.metrics (is,fid)."),
     num_samples: Optional[int] = typer.Option(None, "--num-samples", "-n", help="Generated samples (default 50000)."),
     inception_weights: Optional[str] = typer.Option(None, "--inception-weights", help="weights-inception-2015-12-"

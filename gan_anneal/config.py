@@ -56,12 +56,14 @@ class MetricsSchema:
 
 @dataclass
 class EvaluateSchema:
-    """Defaults of `ganneal evaluate` (IS / FID / KID through torch-fidelity); its options override these."""
+    """Defaults of `ganneal evaluate` (IS / FID / KID / precision-recall through torch-fidelity); its options
+    override these."""
 
-    metrics: str = "is,fid"
+    metrics: str = "is,fid"  # any of is, fid, kid, prc (precision and recall, k = 3)
     num_samples: int = 50000
     batch_size: int = 64
-    extractor: str = "inception-v3-compat"  # or ganneal-tiny: the offline stand-in (tests, smoke runs)
+    extractor: str = "inception-v3-compat"  # the digit data sets set ganneal-mnist; auto picks by the data set;
+    # ganneal-tiny: the offline stand-in (tests, smoke runs)
     inception_weights: Optional[str] = None  # weights-inception-2015-12-05-6726825d.pth
     reference_split: str = "train"
     is_splits: int = 10
@@ -106,11 +108,10 @@ def check_values(cfg: DictConfig) -> None:
                         f"Use divergence.generator_loss={chosen} if that divergence has the setting.")
     best = cfg.train.get("best_metric")
     if best:
-        from gan_anneal.evaluate.fidelity import FIDELITY_KEYS
-        from gan_anneal.results.table import higher_is_better
+        from gan_anneal.metric_names import FIDELITY_KEYS, higher_is_better
 
         higher_is_better(best)  # a metric with no known direction is refused here, before any training
-        if best.split("/")[-1] in FIDELITY_KEYS.values() and not cfg.train.get("eval_every"):
+        if best.split("/")[-1] in FIDELITY_KEYS and not cfg.train.get("eval_every"):
             raise UserError(f"train.best_metric={best} is measured only with train.eval_every > 0 "
                             "(e.g. train.eval_every=500).")
     if cfg.train.get("eval_every"):

@@ -140,3 +140,46 @@ def test_missing_or_corrupt_digit_weights_name_the_rebuild_command(digit_run, tm
     result = evaluate(str(digit_run), "--extractor", "ganneal-mnist", "-n", "10", "--cache-dir", str(tmp_path / "c"))
     assert result.exit_code == 2, result.output
     assert "python -m gan_anneal.evaluate.digits_classifier" in " ".join(result.output.split())
+
+
+# Precision and recall (Kynkäänniemi et al., 2019, k = 3) on the classifier's features. Each check can fail if
+# torch-fidelity's two inputs were swapped (its issue 58): one repeated digit is inside the real manifold
+# (precision high) but covers almost none of it (recall near 0); swapped, the two numbers trade places.
+
+def test_precision_and_recall_of_one_repeated_digit(split):
+    x_train, _, x_held, _ = split
+    repeated = x_held[:1].expand(1000, -1, -1, -1).contiguous()
+    prc = _metrics(repeated, x_train[:1000], ["prc"])
+    assert prc["precision"] >= 0.9 and prc["recall"] <= 0.05
+
+
+def test_precision_and_recall_of_held_out_real_digits(split):
+    x_train, _, x_held, _ = split
+    prc = _metrics(x_held, x_train[:1000], ["prc"])
+    assert prc["precision"] >= 0.7 and prc["recall"] >= 0.7
+
+
+def test_precision_falls_with_heavy_pixel_noise(split):
+    x_train, _, x_held, _ = split
+    noisy = x_held.float() + 0.6 * 255 * torch.randn(x_held.shape, generator=torch.Generator().manual_seed(0))
+    prc = _metrics(noisy.round().clamp(0, 255).to(torch.uint8), x_train[:1000], ["prc"])
+    clean = _metrics(x_held, x_train[:1000], ["prc"])
+    assert prc["precision"] <= 0.3 < clean["precision"]
+
+
+def test_precision_and_recall_match_a_direct_k_nearest_neighbour_count(split):
+    """The definition computed here from the extractor's features, independently of torch-fidelity's code."""
+    x_train, _, x_held, _ = split
+    fake, real = x_held[:300], x_train[:400]
+    extractor = dc.extractor_class()("ganneal-mnist", ["features"], feature_extractor_weights_path=str(dc.WEIGHTS))
+    with torch.no_grad():
+        f_fake, f_real = (extractor(x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x)[0] for x in (fake, real))
+    f_fake, f_real = f_fake.double(), f_real.double()
+
+    def inside(points, support):  # is each point within some support sample's k-th neighbour radius?
+        radius = torch.cdist(support, support).kthvalue(4, dim=1).values  # k = 3, the sample itself excluded
+        return (torch.cdist(points, support) <= radius[None, :]).any(1).double().mean().item()
+
+    prc = _metrics(fake, real, ["prc"])
+    assert prc["precision"] == pytest.approx(inside(f_fake, f_real), abs=0.01)
+    assert prc["recall"] == pytest.approx(inside(f_real, f_fake), abs=0.01)

@@ -191,12 +191,13 @@ def evaluate(*args: str):
 
 def test_evaluate_end_to_end_with_stand_in(trained_run, tmp_path):
     cache = tmp_path / "cache"
-    result = evaluate(str(trained_run), "--metrics", "is,fid,kid", "--num-samples", "200", "--extractor",
+    result = evaluate(str(trained_run), "--metrics", "is,fid,kid,prc", "--num-samples", "200", "--extractor",
                       "ganneal-tiny", "--cache-dir", str(cache), "--batch-size", "50")
     assert result.exit_code == 0, result.output
     record = json.loads((trained_run / "eval.json").read_text())["fidelity"]
     metrics, protocol = record["metrics"], record["protocol"]
-    assert set(metrics) == {"is_mean", "is_std", "fid", "kid_mean", "kid_std"}
+    assert set(metrics) == {"is_mean", "is_std", "fid", "kid_mean", "kid_std", "precision", "recall", "f_score"}
+    assert 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1 and protocol["prc_neighborhood"] == 3
     assert all(np.isfinite(v) for v in metrics.values()) and metrics["is_mean"] >= 1 and metrics["fid"] > 0
     assert protocol["num_samples"] == 200 and protocol["generator"] == "ema" and protocol["is_splits"] == 10
     assert protocol["reference"] | {"pixels_sha256": None} == {
@@ -340,3 +341,39 @@ def test_real_inception_matches_torch_fidelity_directly(tmp_path):
         save_cpu_ram=True, verbose=False, cache=False, rng_seed=options.seed)
     assert ours["is_mean"] == pytest.approx(direct["inception_score_mean"], rel=1e-5)
     assert ours["fid"] == pytest.approx(direct["frechet_inception_distance"], rel=1e-5)
+
+
+def test_prc_with_fewer_samples_than_k_plus_one_exits_2_naming_the_minimum(trained_run):
+    result = evaluate(str(trained_run), "--metrics", "prc", "-n", "3", "--extractor", "ganneal-tiny")
+    assert result.exit_code == 2 and "at least 4 samples" in " ".join(result.output.split())
+
+
+def _stub_run(path, dataset: dict):
+    from omegaconf import OmegaConf
+
+    (path / "checkpoints").mkdir(parents=True)
+    (path / "checkpoints" / "last.pt").write_bytes(b"not read: the refusal comes first")
+    OmegaConf.save(OmegaConf.create({"dataset": dataset}), path / "config.yaml")
+    (path / "summary.json").write_text('{"status": "done"}')
+    return path
+
+
+def test_prc_on_a_toy_run_exits_2_naming_what_applies_there(tmp_path):
+    run = _stub_run(tmp_path / "toy", {"name": "ring8"})
+    result = evaluate(str(run), "--metrics", "prc", "-n", "100")
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "precision/recall (prc) compare images" in text and "--probe" in text
+
+
+def test_digit_data_sets_evaluate_with_the_digit_classifier_unless_told_otherwise(tmp_path, no_weights):
+    from gan_anneal.config import compose
+
+    assert compose(["dataset=mnist_small"]).evaluate.extractor == fidelity.MNIST
+    assert compose(["dataset=cifar10"]).evaluate.extractor == fidelity.INCEPTION
+    assert compose(["dataset=mnist_small", "evaluate.extractor=ganneal-tiny"]).evaluate.extractor == fidelity.TINY
+    auto = {"evaluate": {"extractor": "auto", "metrics": "is"}}
+    pick = lambda dataset: fidelity.options_from_config({**auto, "dataset": dataset}, tmp_path).extractor  # noqa: E731
+    assert pick({"name": "mnist_small", "size": 32}) == fidelity.MNIST
+    assert pick({"name": "image_folder", "channels": 1, "size": 28}) == fidelity.MNIST
+    with pytest.raises(UserError, match="Inception-v3 weights"):  # auto chose Inception, whose weights are absent
+        pick({"name": "image_folder", "channels": 1, "size": 64})

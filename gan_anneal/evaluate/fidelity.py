@@ -35,10 +35,12 @@ from typing import Any
 
 from gan_anneal.errors import UserError
 from gan_anneal.kinds import dataset_kind
+from gan_anneal.metric_names import FIDELITY_METRICS, PRC_NEIGHBORHOOD, TORCH_FIDELITY_KEYS
 
 INCEPTION = "inception-v3-compat"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 TINY = "ganneal-tiny"
+AUTO = "auto"  # evaluate.extractor's default: picked by the data set (extractor_for)
 MNIST = "ganneal-mnist"  # evaluate/digits_classifier.py; the facts below need no torch (bad input fails fast)
 DIGIT_WEIGHTS = Path(__file__).parent / "weights" / "ganneal_mnist.pt"
 DIGIT_REBUILD = "python -m gan_anneal.evaluate.digits_classifier"  # --out defaults to DIGIT_WEIGHTS, the shipped file
@@ -46,7 +48,8 @@ DIGIT_SIDES = (28, 32)  # image sides ganneal-mnist takes (28 is padded to 32)
 EXTRACTORS = {INCEPTION: "the standard IS/FID network, any image", MNIST: "a digit classifier, grey 28x28 or 32x32 "
               "digits (mnist_small, mnist)", TINY: "an offline stand-in for tests and smoke runs, any image"}
 GREY_DATASETS = ("mnist", "mnist_small", "digits")  # image_folder: grey when dataset.channels is 1
-KNOWN_METRICS = ("is", "fid", "kid")
+KNOWN_METRICS = tuple(FIDELITY_METRICS)
+BINARY_METRICS = {"fid", "kid", "prc"}  # compared with the reference images
 WEIGHTS_ENV = "GANNEAL_INCEPTION_WEIGHTS"
 KIND_WORDS = {"toy": "a 2-D mixture", "energy": "an energy target", "discrete": "binary or one-hot samples",
               "unknown": "not a data set ganneal knows as images"}
@@ -169,6 +172,11 @@ def extractors_that_fit(dataset: dict) -> list[str]:
     side it takes (28 or 32), the others for any image."""
     grey, side = _grey_side(dataset)
     return [e for e in EXTRACTORS if e != MNIST or (grey and side in DIGIT_SIDES)]
+
+
+def extractor_for(dataset: dict) -> str:
+    """evaluate.extractor=auto: the digit classifier for grey digits it takes, Inception for anything else."""
+    return MNIST if MNIST in extractors_that_fit(dataset) else INCEPTION
 
 
 def check_extractor(extractor: str, dataset: dict, run_dir) -> None:
@@ -356,30 +364,28 @@ def reference_cache_key(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
 
 
-# torch-fidelity's result names → ganneal's metric keys (eval.json, summary.json, metrics.jsonl as eval/<key>)
-FIDELITY_KEYS = {"inception_score_mean": "is_mean", "inception_score_std": "is_std",
-                 "frechet_inception_distance": "fid", "kernel_inception_distance_mean": "kid_mean",
-                 "kernel_inception_distance_std": "kid_std"}
-
-
 def compute_metrics(input1, input2, metrics: list[str], *, extractor: str, weights_path: Path | None,
                     num_samples: int | None = None, batch_size: int = 64, is_splits: int = 10,
                     kid_subset_size: int = 1000, input2_cache_name: str | None = None,
                     cache_root: Path | None = None, seed: int = 2020, verbose: bool = False) -> dict[str, float]:
-    """One torch-fidelity call; returns is_mean, is_std, fid, kid_mean, kid_std for the metrics asked.
+    """One torch-fidelity call; returns is_mean, is_std, fid, kid_mean, kid_std, precision, recall, f_score for the
+    metrics asked.
 
-    `input1` is a torch-fidelity generator (give `num_samples`) or a Dataset of uint8 images; `input2` the
-    reference Dataset (needed for fid and kid). A reference is cached on disk only with `input2_cache_name`."""
+    `input1` is a torch-fidelity generator (give `num_samples`) or a Dataset of uint8 images: the samples; `input2`
+    the reference Dataset of real images (needed for fid, kid and prc). The order matters for prc: precision is
+    the share of input1 inside the real manifold, recall the share of input2 inside the samples' manifold
+    (tests/test_fidelity.py pins it). A reference is cached on disk only with `input2_cache_name`."""
     import torch
     import torch_fidelity
 
     if extractor != INCEPTION:
         register_extractors()
-    binary = "fid" in metrics or "kid" in metrics
+    binary = bool(set(metrics) & BINARY_METRICS)
     kwargs: dict[str, Any] = dict(
         input1=input1, input2=input2 if binary else None, cuda=torch.cuda.is_available(), save_cpu_ram=True,
-        isc="is" in metrics, fid="fid" in metrics, kid="kid" in metrics, feature_extractor=extractor,
+        **{FIDELITY_METRICS[m]: m in metrics for m in KNOWN_METRICS}, feature_extractor=extractor,
         batch_size=int(batch_size), isc_splits=int(is_splits), kid_subset_size=int(kid_subset_size),
+        prc_neighborhood=PRC_NEIGHBORHOOD,
         rng_seed=int(seed), verbose=verbose, cache=input2_cache_name is not None,
     )
     if weights_path is not None:
@@ -393,7 +399,7 @@ def compute_metrics(input1, input2, metrics: list[str], *, extractor: str, weigh
 
     with full_fp32():  # TF32 stays off inside evaluation: the metrics are fp32 numbers
         raw = torch_fidelity.calculate_metrics(**kwargs)
-    return {FIDELITY_KEYS[k]: float(v) for k, v in raw.items() if k in FIDELITY_KEYS}
+    return {TORCH_FIDELITY_KEYS[k]: float(v) for k, v in raw.items() if k in TORCH_FIDELITY_KEYS}
 
 
 # A run directory → eval.json ---------------------------------------------------------------------------
@@ -455,10 +461,13 @@ def options_from_config(cfg: dict, run_dir, *, metrics=None, num_samples=None, b
     kind = dataset_kind(dataset)
     if names and kind != "images":
         raise UserError(
-            f"IS, FID and KID compare images, and {run_dir} trained on dataset={dataset} ({KIND_WORDS.get(kind, kind)}). "
+            f"IS, FID, KID and precision/recall (prc) compare images through an image network's features, and "
+            f"{run_dir} trained on dataset={dataset} ({KIND_WORDS.get(kind, kind)}). "
             f"{KIND_ADVICE.get(kind, '')}Fresh-critic divergences apply to every run: "
             f"ganneal evaluate {run_dir} --probe js,rkl,w.")
-    extractor = str(pick(extractor, "extractor", INCEPTION))
+    extractor = str(pick(extractor, "extractor", AUTO))
+    if extractor == AUTO:
+        extractor = extractor_for(cfg.get("dataset") or {})
     if names:
         check_extractor(extractor, cfg.get("dataset") or {}, run_dir)
     generator = str(pick(generator, "generator", "auto"))
@@ -467,6 +476,9 @@ def options_from_config(cfg: dict, run_dir, *, metrics=None, num_samples=None, b
     n = int(pick(num_samples, "num_samples", 50000))
     if n < 2:
         raise UserError(f"--num-samples must be at least 2, got {n}.")
+    if "prc" in names and n < PRC_NEIGHBORHOOD + 1:
+        raise UserError(f"precision/recall (prc) looks for each sample's {PRC_NEIGHBORHOOD} nearest neighbours among "
+                        f"the samples: it needs at least {PRC_NEIGHBORHOOD + 1} samples, got {n}.")
     splits = int(pick(is_splits, "is_splits", 10))
     if "is" in names and not 1 <= splits <= n:
         raise UserError(f"IS splits must be between 1 and the sample count {n}, got {splits}.")
@@ -600,7 +612,7 @@ class Fidelity:
 
         options = self.options
         n = int(num_samples or options.num_samples)
-        reading = bool({"fid", "kid"} & set(options.metrics)) and not self.reference_cached()
+        reading = bool(BINARY_METRICS & set(options.metrics)) and not self.reference_cached()
         total = n + (len(self.reference) if reading else 0)
         bar = StepProgress(f"features ({options.extractor})", total, log=self.log) if show_progress else None
         read = [0]
@@ -631,6 +643,7 @@ class Fidelity:
             "is_splits": options.is_splits if "is" in metrics else None,
             "kid_subsets": 100 if "kid" in metrics else None,
             "kid_subset_size": self.kid_subset(num_samples) if "kid" in metrics else None,
+            "prc_neighborhood": PRC_NEIGHBORHOOD if "prc" in metrics else None,
             "feature_extractor": {"name": options.extractor,
                                   "weights": str(options.weights_path) if options.weights_path else None,
                                   "weights_sha256": self.weights_sha,
@@ -658,7 +671,7 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, log=print) -> dict:
     log(f"evaluating {used} generator ({options.checkpoint} checkpoint, step {step}) on {options.num_samples} "
         f"samples against {fidelity.target.name}/{options.reference_split} ({len(fidelity.reference)} images) with "
         f"{options.extractor}" + (" (reference statistics cached)" if fidelity.cached_before
-                                  and {"fid", "kid"} & set(options.metrics) else ""))
+                                  and BINARY_METRICS & set(options.metrics) else ""))
     values = fidelity.measure(generator)
     protocol = {**fidelity.protocol(options.num_samples), "generator": used, "checkpoint": options.checkpoint,
                 "checkpoint_step": step, "run_status": run.read_summary().get("status"),

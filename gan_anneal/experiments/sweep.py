@@ -30,6 +30,7 @@ from typing import Any
 
 from gan_anneal.config import CONF_DIR
 from gan_anneal.errors import UserError
+from gan_anneal.metric_names import PRIMARY_KEY
 from gan_anneal.results.collect import MANIFEST, column_key
 
 SWEEP_DIR = Path(CONF_DIR) / "sweep"
@@ -183,9 +184,8 @@ def evaluated(path: Path, metrics: str | None) -> bool:
         numbers = json.loads((path / "eval.json").read_text())["fidelity"]["metrics"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    wanted = {"is": "is_mean", "fid": "fid", "kid": "kid_mean"}
     names = [m.strip() for m in str(metrics).split(",") if m.strip()]
-    return all(wanted[m] in numbers for m in names if m in wanted)
+    return all(PRIMARY_KEY[m] in numbers for m in names if m in PRIMARY_KEY)
 
 
 def next_action(job: Job, spec: SweepSpec) -> str:

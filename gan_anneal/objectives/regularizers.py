@@ -120,6 +120,9 @@ class Regularizer:
             raise UserError(f"regularizer.reduction must be one of {', '.join(REDUCTIONS)}, got '{reduction}'.")
         self.reduction = reduction
         self.score_norms = {"lik": 0.0, "ent": 0.0, "critic": 0.0}
+        # model_score.cadence: the model score learns from one batch per generator step (the distribution only
+        # changes there), or from every critic step's batch (critic)
+        self.track_every_critic_step = False
 
     def weights(self, lam: float) -> Weights:
         return WEIGHT_MAPS[self.name](lam, self.negative)
@@ -135,7 +138,8 @@ class Regularizer:
         return any(w != 0 for w, _ in used), any(w != 0 for _, w in used)
 
     def observe_fake(self, fake: torch.Tensor) -> None:
-        """Called with fresh generator samples at every critic step: the model score tracks ρ all run long."""
+        """Called with fresh generator samples once per generator step (or at every critic step, with
+        model_score.cadence=critic): the model score tracks ρ all run long."""
         if self.model_score is not None:
             self.model_score.update(fake)
 

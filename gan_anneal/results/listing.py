@@ -9,12 +9,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gan_anneal.metric_names import METRICS
 from gan_anneal.results.collect import RunRecord, collect_runs, is_static_column
 from gan_anneal.results.rundir import RunDir
 from gan_anneal.results.settings import setting_keys
 
-KEY_METRICS = {"modes_covered": "modes", "hq_fraction": "hq", "kl_target_model": "KL", "is_mean": "IS", "fid": "FID",
-               "sample_var": "var"}
+KEY_METRICS = {**{METRICS[m].key: METRICS[m].label for m in ("modes_covered", "hq_fraction", "kl_target_model", "is",
+                                                             "fid", "precision", "recall")}, "sample_var": "var"}
 
 
 @dataclass

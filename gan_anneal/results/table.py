@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from gan_anneal.errors import UserError
 from gan_anneal.kinds import dataset_kind
+from gan_anneal.metric_names import FIDELITY_KEYS, IMAGE_METRICS, METRICS, PRC_METRICS, TOY_METRICS, Metric
 from gan_anneal.results.collect import RunRecord, column_order, is_static_column
 from gan_anneal.results.settings import Setting, split_settings
 
@@ -27,42 +28,8 @@ DIVERGENCE_ORDER = ("rkl", "jsd", "wgan")
 DIVERGENCE_LABELS = {"rkl": "RKL-GAN", "jsd": "JSD-GAN", "wgan": "W-GAN"}
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str  # what --metric takes
-    key: str  # the number's key in a run's metrics (summary.json "metrics" or eval.json "fidelity")
-    title: str
-    higher_is_better: bool
-    digits: int
-
-
-METRICS = {m.name: m for m in (
-    Metric("is", "is_mean", "Inception score (higher is better)", True, 2),
-    Metric("fid", "fid", "FID (lower is better)", False, 1),
-    Metric("kid", "kid_mean", "KID (lower is better)", False, 4),
-    Metric("modes_covered", "modes_covered", "modes covered (higher is better)", True, 1),
-    Metric("hq_fraction", "hq_fraction", "high-quality fraction (higher is better)", True, 3),
-    Metric("kl_target_model", "kl_target_model", "KL(target ‖ model) (lower is better)", False, 3),
-    Metric("kl_model_target", "kl_model_target", "KL(model ‖ target) (lower is better)", False, 3),
-)}
-IMAGE_METRICS = ("is", "fid")
-TOY_METRICS = ("modes_covered", "hq_fraction", "kl_target_model")
 # a cell with no number: the most telling status of its runs wins
 STATUS_PRIORITY = ("diverged", "failed", "interrupted", "running", "unknown", "not evaluated")
-
-
-EVAL_PREFIX = "eval/"  # metrics.jsonl's sample-quality records: eval/fid, eval/modes_covered ...
-
-
-def higher_is_better(metric: str) -> bool:
-    """The better direction of a metrics.jsonl eval/ key (eval/fid → False, eval/modes_covered → True)."""
-    key = metric[len(EVAL_PREFIX):] if metric.startswith(EVAL_PREFIX) else metric
-    for known in METRICS.values():
-        if key == known.key:
-            return known.higher_is_better
-    choices = ", ".join(f"{EVAL_PREFIX}{m.key}" for m in METRICS.values())
-    raise UserError(f"train.best_metric={metric}: not a metric with a known better direction. Choose one of "
-                    f"{choices} (IS/FID/KID need train.eval_every; the toy metrics come every train.sample_every).")
 
 
 def metric_by_name(name: str) -> Metric:
@@ -91,10 +58,11 @@ def check_metrics(names: list[str], records: list[RunRecord]) -> None:
 
 
 def default_metrics(records: list[RunRecord], images: bool | None = None) -> list[str]:
-    """IS and FID when any run has been evaluated (or is an image run, or `images` says the sweep evaluates
-    IS / FID), else the toy metrics it has."""
+    """IS and FID (with precision and recall where any run has them) when any run has been evaluated (or is an
+    image run, or `images` says the sweep evaluates IS / FID), else the toy metrics it has."""
     if images or any("is_mean" in r.metrics or "fid" in r.metrics for r in records):
-        return list(IMAGE_METRICS)
+        prc = [m for m in PRC_METRICS if any(METRICS[m].key in r.metrics for r in records)]
+        return [*IMAGE_METRICS, *prc]
     toy = [m for m in TOY_METRICS if any(m in r.metrics for r in records)]
     if toy:
         return toy
@@ -195,9 +163,6 @@ def build_tables(records: list[RunRecord], metrics: list[str], reference=None,
                                       "setting, never averaged together.")
             tables.append(table)
     return tables
-
-
-FIDELITY_KEYS = ("is_mean", "is_std", "fid", "kid_mean", "kid_std")
 
 
 def _metric_table(records: list[RunRecord], metric: Metric, reference, planned) -> MetricTable:

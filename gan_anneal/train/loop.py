@@ -15,11 +15,11 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from gan_anneal.metric_names import EVAL_PREFIX
 from gan_anneal.results.checkpoint import rng_state, set_rng_state
 from gan_anneal.results.continuation import Start
 from gan_anneal.results.loggers import Loggers, build_loggers
 from gan_anneal.results.rundir import RunDir, now_iso, provenance
-from gan_anneal.results.table import EVAL_PREFIX
 from gan_anneal.train.build import Experiment
 from gan_anneal.train.monitor import BestCheckpoint, Stopwatch, TrainingFidelity
 from gan_anneal.train.precision import Precision
@@ -168,7 +168,7 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
     if cfg.reuse_fake and cfg.n_critic == 1 and cfg.g_steps == 1 and hasattr(exp.generator_update, "loss_on"):
         with amp.autocast():
             shared = g(g.sample_noise(cfg.batch_size, exp.device))
-    for _ in range(cfg.n_critic):
+    for i in range(cfg.n_critic):
         real = exp.target.sample(cfg.batch_size)
         with amp.autocast():
             if shared is None:
@@ -181,7 +181,8 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
         total_d = loss_d if penalty is None else loss_d + penalty
         exp.opt_d.zero_grad(set_to_none=True)
         amp.backward_step(total_d, exp.opt_d)
-        exp.regularizer.observe_fake(fake)
+        if i == cfg.n_critic - 1 or exp.regularizer.track_every_critic_step:  # model_score.cadence
+            exp.regularizer.observe_fake(fake)
 
     d.requires_grad_(False)  # the generator step needs gradients through the critic, not of it
     for _ in range(cfg.g_steps):

@@ -16,8 +16,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from gan_anneal.errors import UserError
+from gan_anneal.metric_names import higher_is_better
 from gan_anneal.results.rundir import RunDir
-from gan_anneal.results.table import higher_is_better
 
 
 class BestCheckpoint:
