@@ -27,6 +27,8 @@ gibbs-check:        ## measured vs predicted variance of μ^β on gauss1d over t
 #   make toy-table JOBS=2 · make cifar10-table LAUNCHER=submitit_slurm SWEEP_ARGS="hydra.launcher.partition=gpu"
 # Without them, `ganneal sweep` picks joblib with one single-thread job per core on a CPU, basic on a GPU.
 RUNS ?= runs
+# committed records: a later `make mnist-table` finishes an interrupted table instead of starting again
+MNIST_TABLE ?= records/mnist_table
 JOBS ?=
 LAUNCHER ?=
 SWEEP_ARGS ?=
@@ -48,11 +50,13 @@ toy-table:          ## the toy table on ring8: 3 divergences × 6 columns × 3 s
 	ganneal table $(RUNS)/toy_table
 	ganneal table $(RUNS)/toy_table --format markdown --out $(RUNS)/toy_table/table.md
 
-mnist-table:        ## Table 1 in miniature on mnist_small: 42 runs + seeds 1-2 of λ=0/PMA/NMA/OA, IS/FID by ganneal-mnist
-	OMP_NUM_THREADS=1 ganneal sweep mnist_table --seeds 0 --out $(RUNS)/mnist_table $(JOBS_FLAG)
-	OMP_NUM_THREADS=1 ganneal sweep mnist_table --out $(RUNS)/mnist_table --columns 0,PMA,NMA,OA --seeds 1,2 $(JOBS_FLAG)
-	ganneal table $(RUNS)/mnist_table
-	ganneal table $(RUNS)/mnist_table --format markdown --out $(RUNS)/mnist_table/table.md
+mnist-table:        ## Table 1 in miniature on mnist_small: 42 runs at seed 0 + seeds 1-3 of λ=0/PMA/NMA/OA, IS/FID/precision/recall
+	@start=$$(date +%s); \
+	OMP_NUM_THREADS=1 ganneal sweep mnist_table --seeds 0 --out $(MNIST_TABLE) $(JOBS_FLAG) && \
+	OMP_NUM_THREADS=1 ganneal sweep mnist_table --out $(MNIST_TABLE) --columns 0,PMA,NMA,OA --seeds 1,2,3 $(JOBS_FLAG) && \
+	ganneal table $(MNIST_TABLE) --metric fid --metric is --metric precision --metric recall && \
+	ganneal table $(MNIST_TABLE) --format markdown --out $(MNIST_TABLE)/table.md && \
+	echo "make mnist-table: $$(( ($$(date +%s) - start) / 60 )) min of wall time for this invocation"
 
 # Benchmarks (issue 8): ganneal's step vs a bare PyTorch loop, FLOP/s vs the matmul peak, evaluate vs
 # torch-fidelity, parallel sweeps. Prints a table, writes benchmarks/results/bench-<time>.json (docs/benchmarks.md).

@@ -137,6 +137,7 @@ def train(
     from gan_anneal.hydra_app import OUTCOMES
     from gan_anneal.runner import EXIT_CODES
 
+    existed = _deepest_existing(Path(str(first.hydra.run.dir)))
     argv = ["ganneal"]
     if multirun:
         argv.append("--multirun")
@@ -149,6 +150,8 @@ def train(
         raise typer.Exit(EXIT_CODES.get(getattr(stop, "outcome", "interrupted"), 130)) from None
     if cfg or hydra_flags:
         return
+    if "bad-input" in OUTCOMES and not multirun:
+        _remove_created_parents(Path(str(first.hydra.run.dir)), existed)
     if multirun:  # joblib/submitit jobs run in other processes: read their summary.json files
         from gan_anneal.results.collect import sweep_outcomes
 
@@ -159,6 +162,25 @@ def train(
             raise typer.Exit(2)
         raise typer.Exit(1 if any(o != "done" for o in outcomes) else 0)
     raise typer.Exit(max((EXIT_CODES[o] for o in OUTCOMES), default=0))
+
+
+def _deepest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _remove_created_parents(run_dir: Path, existed: Path) -> None:
+    """A refused run's folder is removed (RunDir.discard_unstarted); so are the empty folders above it that this
+    command created (hydra.run.dir=a/b/c leaves no a/b)."""
+    for parent in run_dir.absolute().parents:
+        if parent == existed or existed not in parent.parents:
+            return
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            return
 
 
 INFO_TOPICS = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
@@ -557,6 +579,9 @@ def sweep(
         counts[status] = counts.get(status, 0) + 1
     console.print(f"sweep {name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                   + f"; exit code {report.exit_code}; table: [bold]ganneal table {out_dir}[/]", soft_wrap=True)
+    from gan_anneal.experiments.sweep_progress import measured_cost
+
+    console.print(measured_cost(planned, jobs if launcher == "joblib" else 1), highlight=False)
     raise typer.Exit(report.exit_code)
 
 
@@ -572,6 +597,10 @@ def table(
                                                "FID for evaluated image runs, else the toy metrics)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Also write the table to this file."),
     digits: Optional[int] = typer.Option(None, "--digits", help="Decimals shown (default: 2 for IS, 1 for FID)."),
+    eval_samples: Optional[int] = typer.Option(None, "--eval-samples", help="Use each run's kept evaluation of this "
+                                               "many samples (default: the one with the most samples)."),
+    extractor: Optional[str] = typer.Option(None, "--extractor", help="Use each run's kept evaluation made with this "
+                                            "feature extractor (e.g. ganneal-mnist)."),
 ) -> None:
     """Tabulate runs in the layout of Tao et al. (2019), Table 1: rows divergence, columns λ then PMA/NMA/OA,
     mean ± std over seeds, best per row marked. [dim]Examples: ganneal table runs/cifar10_table --reference
@@ -588,7 +617,7 @@ def table(
         _check_output_path(out, TABLE_SUFFIXES[fmt], f"--format {fmt}")
     if not Path(runs_dir).is_dir():
         fail(f"'{runs_dir}' is not a folder. Pass the folder holding the run directories (e.g. runs/cifar10_table).")
-    records = collect_runs(runs_dir)
+    records = collect_runs(runs_dir, {"num_samples": eval_samples, "extractor": extractor})
     planned = planned_grid(runs_dir)
     if not records and not planned:
         fail(f"No run directories under '{runs_dir}' (no summary.json found).")

@@ -39,17 +39,25 @@ def hydra_train(cfg: DictConfig) -> str:
     hydra_cfg = HydraConfig.get()
     if parallel_launcher_jobs(hydra_cfg) > 1 and not cfg.device.get("threads"):
         cfg.device.threads = 1  # parallel single-thread jobs beat one multi-thread job on small CPU models
-    outcome = run_training(cfg, hydra_cfg.runtime.output_dir)
-    if outcome == "bad-input" and hydra_cfg.mode == RunMode.MULTIRUN:  # its folder is gone: count it here
-        from gan_anneal.results.collect import record_bad_input
+    outcome = run_training(cfg, hydra_cfg.runtime.output_dir, record=hydra_record(cfg, hydra_cfg))
+    if hydra_cfg.mode == RunMode.MULTIRUN:  # read back by the command that launched the sweep
+        from gan_anneal.results.collect import record_job
+        from gan_anneal.runner import last_error
 
-        record_bad_input(hydra_cfg.sweep.dir, hydra_cfg.job.override_dirname or str(hydra_cfg.job.num))
+        record_job(hydra_cfg.sweep.dir, hydra_cfg.runtime.output_dir, outcome, last_error())
     if outcome == "done" and cfg.evaluate.get("after_training"):
         evaluate_after_training(hydra_cfg.runtime.output_dir, cfg.evaluate.metrics)
     OUTCOMES.append(outcome)
     if outcome in ("interrupted", "terminated"):  # Ctrl-C / SIGTERM stops the whole sweep, not just this job
         raise SweepInterrupted(f"stopped at job {hydra_cfg.job.get('num', 0)}; its checkpoint is kept", outcome)
     return outcome
+
+
+def hydra_record(cfg: DictConfig, hydra_cfg) -> dict:
+    """What Hydra would write to `.hydra/` (hydra.output_subdir is null, so it writes nothing): ganneal writes it
+    only when a run starts or continues, so a refused command leaves the directory as it was (results/rundir.py)."""
+    return {"config.yaml": cfg, "hydra.yaml": OmegaConf.create({"hydra": hydra_cfg}),
+            "overrides.yaml": OmegaConf.create(list(hydra_cfg.overrides.task))}
 
 
 class SweepInterrupted(KeyboardInterrupt):

@@ -29,7 +29,7 @@ class Metric:
     title: str
     higher_is_better: bool
     digits: int
-    label: str  # its short name in one-line listings (ganneal runs)
+    label: str = ""  # its short name in one-line listings (ganneal runs)
 
 
 METRICS = {m.name: m for m in (

@@ -37,17 +37,31 @@ def metrics_table(summary: dict) -> Table:
     return table
 
 
-def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None) -> str:
-    """Train (or resume, or extend) and return the outcome: one of the keys of EXIT_CODES."""
+_LAST_ERROR = [""]  # the message of the last refused or failed run in this process (a sweep's jobs.jsonl)
+
+
+def last_error() -> str:
+    return _LAST_ERROR[0]
+
+
+def _refused(message: str) -> None:
+    _LAST_ERROR[0] = message
+    console.print(f"[bold red]error:[/] {message}")
+
+
+def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None, record: dict | None = None) -> str:
+    """Train (or resume, or extend) and return the outcome: one of the keys of EXIT_CODES. `record`: the command's
+    `.hydra/` files, written only once the run starts or continues (never by a refused command)."""
     from gan_anneal.train.build import build_experiment
     from gan_anneal.train.loop import TrainingDiverged, TrainingInterrupted, train
 
     run = RunDir(run_dir)
+    _LAST_ERROR[0] = ""
     try:
         start = plan_start(run, cfg, writer_alive=run.writer_alive())
         run.acquire_lock()
     except UserError as error:  # the directory is someone else's, or another config's: leave it untouched
-        console.print(f"[bold red]error:[/] {error}")
+        _refused(str(error))
         return "bad-input"
     except NothingToDo as nothing:
         console.print(f"[bold]{'done' if nothing.outcome == 'done' else nothing.outcome}:[/] {nothing}")
@@ -56,9 +70,9 @@ def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None) -> str:
     discard = False
     try:
         experiment = build_experiment(cfg, log=lambda msg: console.print(f"[dim]{msg}[/]"))
-        summary = train(experiment, run, start, console=console, should_stop=should_stop)
+        summary = train(experiment, run, start, console=console, should_stop=should_stop, record=record)
     except UserError as error:  # the user's input: no status written, and a fresh directory is removed again
-        console.print(f"[bold red]error:[/] {error}")
+        _refused(str(error))
         discard = not had_run
         return "bad-input"
     except TrainingDiverged as error:
@@ -78,6 +92,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None) -> str:
         (run.path / "error.txt").write_text(traceback.format_exc())
         if _this_attempt_started(run):  # a resume that failed before training leaves the run's status alone
             run.update_summary(status="failed", error=f"{type(error).__name__}: {error}")
+        _LAST_ERROR[0] = f"{type(error).__name__}: {error}"
         console.print(f"[bold red]failed:[/] {type(error).__name__}: {error} (traceback in {run.path / 'error.txt'})")
         return "failed"
     finally:

@@ -157,3 +157,11 @@ def test_manifest_alone_gives_the_empty_gpu_layout(tmp_path):
     ours = [line for line in result.output.splitlines() if line.startswith(("| RKL-GAN |", "| JSD-GAN |", "| W-GAN |"))]
     assert len(ours) == 6 and all(line.count("missing") == 14 for line in ours)
     assert "**7.080**" in result.output  # --digits applies to the reference rows too
+
+
+def test_a_table_says_when_its_runs_come_from_different_source_commits(runs):
+    for path, commit in ((runs / "rkl" / "static_-1_seed0", "a" * 40), (runs / "rkl" / "static_-1_seed1", "b" * 40)):
+        summary = json.loads((path / "summary.json").read_text())
+        (path / "summary.json").write_text(json.dumps({**summary, "source": {"commit": commit, "dirty": False}}))
+    text = render(build_tables(collect_runs(runs), ["fid"]), "markdown")
+    assert "2 source commits (aaaaaaaaaa, bbbbbbbbbb)" in " ".join(text.split())

@@ -659,7 +659,9 @@ class Fidelity:
 
 
 def evaluate_run(run_dir: str | Path, options: EvalOptions, log=print) -> dict:
-    """Compute the metrics of a run's checkpoint and merge them into <run>/eval.json (under "fidelity")."""
+    """Compute the metrics of a run's checkpoint and keep them in <run>/eval.json beside every other evaluation
+    (results/evaluations.py); returns this protocol's entry."""
+    from gan_anneal.results.evaluations import add_evaluation
     from gan_anneal.results.rundir import RunDir, atomic_write_text
 
     run = RunDir(run_dir)
@@ -676,9 +678,11 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, log=print) -> dict:
     protocol = {**fidelity.protocol(options.num_samples), "generator": used, "checkpoint": options.checkpoint,
                 "checkpoint_step": step, "run_status": run.read_summary().get("status"),
                 "seconds": round(time.perf_counter() - started, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    result = {"metrics": values, "protocol": protocol}
     path = run.path / "eval.json"
-    record = json.loads(path.read_text()) if path.exists() else {}
-    record["fidelity"] = result
+    record, key = add_evaluation(json.loads(path.read_text()) if path.exists() else {},
+                                 {"metrics": values, "protocol": protocol})
     atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return result
+    others = len(record["evaluations"]) - 1
+    if others:
+        log(f"kept beside {others} other evaluation{'s' if others > 1 else ''} of this run in {path} ({key})")
+    return record["fidelity"]

@@ -332,7 +332,8 @@ def launcher_overrides(launcher: str, jobs: int) -> list[str]:
 
 def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher: str = "basic", jobs: int = 1,
               retry: bool = False, divergences: list[str] | None = None, columns: list[str] | None = None,
-              seeds: list[int] | None = None, log: Callable[[str], None] = print) -> SweepReport:
+              seeds: list[int] | None = None, log: Callable[[str], None] = print,
+              progress_every_s: float = 60.0) -> SweepReport:
     """Plan, report what each job will do, then launch the grid's blocks through Hydra with `launcher`."""
     from gan_anneal.config import force_swept_group_keys
 
@@ -363,11 +364,17 @@ def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher:
         + f" · launcher {launcher}" + (f" ({jobs} jobs)" if launcher == "joblib" else ""))
     interrupted = None
     if any(a in ("train", "resume", "evaluate") for a in actions.values()):
+        from gan_anneal.experiments.sweep_progress import SweepProgress
+
         chosen = launcher_overrides(launcher, jobs)
-        for block in launch_blocks(spec, out, extra, divergences, columns, seeds):
-            interrupted = launch_multirun(force_swept_group_keys([*chosen, *block]))
-            if interrupted:
-                break
+        parallel = jobs if launcher == "joblib" else 1
+        with SweepProgress(planned, parallel, log, every_s=progress_every_s,
+                           measured=plan_jobs(spec, out, extra)) as progress:
+            log(progress.poll(quiet=True))
+            for block in launch_blocks(spec, out, extra, divergences, columns, seeds):
+                interrupted = launch_multirun(force_swept_group_keys([*chosen, *block]))
+                if interrupted:
+                    break
     after = {job.path: _status(Path(job.path), spec) for job in planned}
     if interrupted:
         log("sweep interrupted: run `ganneal sweep` again to resume it (finished runs are kept).")

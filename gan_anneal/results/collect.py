@@ -15,7 +15,7 @@ from typing import Any
 
 DYNAMIC = ("pma", "nma", "oa")
 MANIFEST = "sweep.yaml"  # written by `ganneal sweep` at the top of its output folder: the planned grid
-BAD_INPUT_LOG = "bad_input.jsonl"  # a multirun's jobs refused for the user's input (their folders are removed)
+JOBS_LOG = "jobs.jsonl"  # a multirun's jobs as they end: time, folder, outcome and, when refused, why
 
 
 def column_key(anneal: str, lam: Any) -> str:
@@ -59,14 +59,30 @@ class RunRecord:
     config: dict[str, Any] = field(default_factory=dict)  # the run's settings, flattened ({'train.steps': 2000})
     steps: int | None = None  # steps done, and planned, as summary.json says
     total_steps: int | None = None
+    source: str | None = None  # the ganneal commit that trained it ("<sha>+dirty" with uncommitted changes)
 
 
-def _evaluation_protocol(path: Path) -> dict[str, Any]:
-    """What an evaluation used (eval.json's protocol), as settings: numbers made differently never share a cell."""
+def source_commit(summary: dict) -> str | None:
+    """The commit a run was trained at (its first start's; each later attempt must share it to count as one)."""
+    sources = [summary.get("source")] + [a.get("source") for a in summary.get("attempts") or []]
+    commits = {f"{s['commit'][:10]}{'+dirty' if s.get('dirty') else ''}" for s in sources if s and s.get("commit")}
+    return ",".join(sorted(commits)) or None
+
+
+def _chosen_evaluation(path: Path, select: dict | None) -> dict:
+    """The eval.json entry a table uses for this run (results/evaluations.py: `select` asks for a protocol)."""
+    from gan_anneal.results.evaluations import choose
+
     try:
-        protocol = (json.loads((path / "eval.json").read_text()).get("fidelity") or {}).get("protocol") or {}
-    except (OSError, ValueError, AttributeError):
+        record = json.loads((path / "eval.json").read_text())
+    except (OSError, ValueError):
         return {}
+    return (choose(record, **(select or {})) or {}) if isinstance(record, dict) else {}
+
+
+def _evaluation_protocol(entry: dict) -> dict[str, Any]:
+    """What an evaluation used (its protocol), as settings: numbers made differently never share a cell."""
+    protocol = entry.get("protocol") or {}
     extractor = protocol.get("feature_extractor") or {}
     reference = protocol.get("reference") or {}
     found = {"eval.extractor": extractor.get("name"), "eval.weights_sha256": extractor.get("weights_sha256"),
@@ -75,23 +91,17 @@ def _evaluation_protocol(path: Path) -> dict[str, Any]:
     return {k: v for k, v in found.items() if v is not None}
 
 
-def _fidelity_numbers(path: Path) -> tuple[dict[str, float], bool, str | None]:
-    """IS / FID / KID from eval.json, whether they came from a stand-in extractor, and the extractor's name."""
-    eval_json = path / "eval.json"
-    if not eval_json.is_file():
-        return {}, False, None
-    try:
-        fidelity = json.loads(eval_json.read_text()).get("fidelity") or {}
-    except (OSError, ValueError, AttributeError):
-        return {}, False, None
-    numbers = fidelity.get("metrics") or {}
-    extractor = (fidelity.get("protocol") or {}).get("feature_extractor") or {}
+def _fidelity_numbers(entry: dict) -> tuple[dict[str, float], bool, str | None]:
+    """IS / FID / KID / precision / recall of an evaluation, whether a stand-in extractor made them, its name."""
+    numbers = entry.get("metrics") or {}
+    extractor = (entry.get("protocol") or {}).get("feature_extractor") or {}
     return ({k: float(v) for k, v in numbers.items() if isinstance(v, (int, float))}, bool(extractor.get("stand_in")),
             extractor.get("name"))
 
 
-def read_run(path: Path) -> RunRecord | None:
-    """One run directory as a record, or None if it is not a training run (no config.yaml)."""
+def read_run(path: Path, select: dict | None = None) -> RunRecord | None:
+    """One run directory as a record, or None if it is not a training run (no config.yaml). `select`
+    ({num_samples, extractor}) picks which kept evaluation supplies its IS / FID."""
     from omegaconf import OmegaConf
 
     from gan_anneal.schema import flatten
@@ -106,24 +116,25 @@ def read_run(path: Path) -> RunRecord | None:
     anneal = cfg.get("anneal") or {}
     metrics = {k: float(v) for k, v in (summary.get("metrics") or {}).items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    fidelity, stand_in, extractor = _fidelity_numbers(path)
+    evaluation = _chosen_evaluation(path, select)
+    fidelity, stand_in, extractor = _fidelity_numbers(evaluation)
     metrics.update(fidelity)
     return RunRecord(
         path=path, divergence=str((cfg.get("divergence") or {}).get("name", "?")),
         column=column_key(anneal.get("name", "none"), anneal.get("lam", 0.0)), seed=int(cfg.get("seed", 0)),
         dataset=str((cfg.get("dataset") or {}).get("name", "?")), status=str(summary.get("status", "unknown")),
         metrics=metrics, error=summary.get("error"), extractor_stand_in=stand_in, extractor=extractor,
-        config={**flatten(cfg), **_evaluation_protocol(path)}, steps=summary.get("steps"),
-        total_steps=summary.get("total_steps"))
+        config={**flatten(cfg), **_evaluation_protocol(evaluation)}, steps=summary.get("steps"),
+        total_steps=summary.get("total_steps"), source=source_commit(summary))
 
 
-def collect_runs(root: str | Path) -> list[RunRecord]:
-    """Every run under `root` (recursively: any folder with a summary.json), sorted by path."""
+def collect_runs(root: str | Path, select: dict | None = None) -> list[RunRecord]:
+    """Every run under `root` (recursively: any folder with a summary.json), sorted by path; `select` as read_run."""
     root = Path(root)
     paths = sorted({p.parent for p in root.rglob("summary.json")})
     if (root / "summary.json").is_file():
         paths = sorted(set(paths) | {root})
-    return [r for r in (read_run(p) for p in paths) if r is not None]
+    return [r for r in (read_run(p, select) for p in paths) if r is not None]
 
 
 def planned_grid(root: str | Path) -> tuple[list[str], list[str]] | None:
@@ -138,19 +149,21 @@ def planned_grid(root: str | Path) -> tuple[list[str], list[str]] | None:
 
 
 def sweep_outcomes(sweep_dir: str | Path, since: float = 0.0) -> list[str]:
-    """The status of each job of a Hydra multirun, read from the jobs' summary.json files.
-
-    A job is a folder with a `.hydra/` record, changed at or after `since`; one that wrote no summary
-    (killed before training started) counts as "missing", a job refused for bad input (BAD_INPUT_LOG) as
-    "bad-input". Works for every launcher, because it reads files
-    rather than the launching process's memory."""
+    """The outcome of each job of a Hydra multirun launched at or after `since`, read from files, so that it works
+    for every launcher: each job appends its outcome to JOBS_LOG as it ends (a finished job that had nothing to
+    do, a refused one whose folder is removed); a job killed before it could (its `.hydra/` record, written when
+    training starts, is newer than `since`) counts with its summary.json status, or "missing"."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         return []
-    outcomes = []
+    logged = {}
+    for entry in read_jobs_log(sweep_dir):
+        if entry.get("time", 0) >= since - 1:
+            logged[str(Path(str(entry.get("job"))).absolute())] = entry.get("outcome", "unknown")
+    outcomes = list(logged.values())
     for hydra_dir in sorted(sweep_dir.rglob(".hydra")):
         job = hydra_dir.parent
-        if hydra_dir.stat().st_mtime < since - 1:
+        if hydra_dir.stat().st_mtime < since - 1 or str(job.absolute()) in logged:
             continue
         summary = job / "summary.json"
         try:
@@ -158,23 +171,27 @@ def sweep_outcomes(sweep_dir: str | Path, since: float = 0.0) -> list[str]:
                             else "missing")
         except (OSError, ValueError):
             outcomes.append("unknown")
-    log = sweep_dir / BAD_INPUT_LOG
-    if log.is_file():
-        for line in log.read_text().splitlines():
-            try:
-                if json.loads(line).get("time", 0) >= since - 1:
-                    outcomes.append("bad-input")
-            except ValueError:
-                continue
     return outcomes
 
 
-def record_bad_input(sweep_dir: str | Path, job: str, error: str = "") -> None:
-    """Note a multirun job refused for bad input, so that the sweep's report and exit code count it."""
+def read_jobs_log(sweep_dir: str | Path) -> list[dict]:
+    path = Path(sweep_dir) / JOBS_LOG
+    entries = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    return entries
+
+
+def record_job(sweep_dir: str | Path, job: str | Path, outcome: str, error: str = "") -> None:
+    """Note how a multirun job ended (an append of one line: safe from parallel jobs on one file system)."""
     import time
 
-    with open(Path(sweep_dir) / BAD_INPUT_LOG, "a") as f:
-        f.write(json.dumps({"time": time.time(), "job": job, "error": error}) + "\n")
+    line = json.dumps({"time": time.time(), "job": str(job), "outcome": outcome, "error": error}, ensure_ascii=False)
+    with open(Path(sweep_dir) / JOBS_LOG, "a") as f:
+        f.write(line + "\n")
 
 
 def planned_evaluation(root: str | Path) -> bool | None:

@@ -259,6 +259,12 @@ class RunDir:
     def write_config(self, cfg: DictConfig) -> None:
         atomic_write_text(self.path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
+    def write_hydra_record(self, files: dict) -> None:
+        """`.hydra/<name>` for each {name: config}: the command's record, as Hydra itself would lay it out."""
+        (self.path / ".hydra").mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            atomic_write_text(self.path / ".hydra" / name, OmegaConf.to_yaml(content))
+
     def read_config(self) -> DictConfig:
         return OmegaConf.load(self.path / "config.yaml")
 

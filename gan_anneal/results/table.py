@@ -38,7 +38,7 @@ def metric_by_name(name: str) -> Metric:
     # any other numeric key of summary.json "metrics" works too, e.g. sample_var (lower is not assumed better)
     if not name.replace("_", "").isalnum():
         raise UserError(f"--metric {name!r}: valid are {', '.join(METRICS)} or a key of a run's summary.json metrics.")
-    return Metric(name, name, name, True, 3)
+    return Metric(name, name, name, True, 3, name)
 
 
 def check_metrics(names: list[str], records: list[RunRecord]) -> None:
@@ -198,11 +198,19 @@ def _metric_table(records: list[RunRecord], metric: Metric, reference, planned) 
     notes = []
     if reference is not None and metric.name not in reference.values:
         notes.append(f"{reference.name} publishes no {metric.name} numbers.")
+    commits = sorted({r.source for r in records if r.source})
+    if len(commits) > 1:
+        notes.append(f"the runs come from {len(commits)} source commits ({', '.join(commits)}): a table measures one "
+                     "version of the code only when they are one.")
     extractor = ""
     if metric.key in FIDELITY_KEYS:
         evaluated = [r for r in records if metric.key in r.metrics]
         names = sorted({r.extractor or "?" for r in evaluated})
         extractor = ", ".join(names)
+        counts = sorted({r.config.get("eval.num_samples") for r in evaluated if r.config.get("eval.num_samples")})
+        if counts:
+            notes.append(f"evaluations used: {', '.join(names)} on {', '.join(map(str, counts))} samples (each run's "
+                         "kept evaluation with the most samples unless --eval-samples / --extractor ask for another).")
         stand_in = sorted({r.extractor or "?" for r in evaluated if r.extractor_stand_in})
         if stand_in:
             notes.append(f"{len([r for r in evaluated if r.extractor_stand_in])} of {len(evaluated)} evaluated runs "

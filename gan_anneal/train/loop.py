@@ -237,8 +237,9 @@ class PlainProgress:
 
 
 def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, console: Console | None = None,
-          should_stop: Callable[[int], bool] | None = None) -> dict:
-    """Train to `train.steps`, writing the run directory as it goes. Returns the final summary."""
+          should_stop: Callable[[int], bool] | None = None, record: dict | None = None) -> dict:
+    """Train to `train.steps`, writing the run directory as it goes (with `record`, the command's `.hydra/`
+    files, once training is under way). Returns the final summary."""
     cfg, console = exp.cfg, console or Console()
     loggers = build_loggers(OmegaConf.to_container(cfg.logger, resolve=True) if "logger" in cfg else None, run)
     fidelity = None  # prepared before the run directory is touched: a bad extractor or weights file is bad input
@@ -246,13 +247,14 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
         fidelity = TrainingFidelity(cfg, run.path, exp.step_settings.eval_num_samples,
                                     log=lambda line: console.print(f"[dim]{line}[/]"))
     try:
-        return _train(exp, run, loggers, fidelity, start_from, console=console, should_stop=should_stop)
+        return _train(exp, run, loggers, fidelity, start_from, console=console, should_stop=should_stop,
+                      record=record)
     finally:
         loggers.close()  # flushes TensorBoard's events whatever ended the run
 
 
 def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFidelity | None, start_from: Start | None,
-           *, console: Console, should_stop: Callable[[int], bool] | None) -> dict:
+           *, console: Console, should_stop: Callable[[int], bool] | None, record: dict | None = None) -> dict:
     start_from = start_from or Start(resume=False)
     cfg = exp.cfg
     total = cfg.train.steps
@@ -274,6 +276,8 @@ def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFid
         run.update_summary(extensions=extensions)
         run.log(f"extended from train.steps={start_from.extend_from} to {total} at step {start}")
     run.write_config(cfg)  # the config this directory now continues (train.steps included)
+    if record:
+        run.write_hydra_record(record)  # the command that resume=DIR repeats
     loggers.start(start)  # after metrics.jsonl was cut back to the checkpoint
     if not start_from.resume:
         getattr(exp.target, "save_artifacts", lambda path: None)(run.path)  # e.g. a text dataset's vocabulary
