@@ -60,8 +60,6 @@ def switched_off(obj, name: str, replacement):
 
 
 def profile_kind(divergence: str, lam: float, n: int, extra: list[str]) -> dict:
-    import torch
-
     from gan_anneal.train.loop import train_step
 
     exp = build(divergence, lam, extra)
@@ -84,8 +82,6 @@ def profile_kind(divergence: str, lam: float, n: int, extra: list[str]) -> dict:
             parts["surrogate_s"] = row["step_s"] - time_steps(step, n)
     row.update(parts)
     row["rest_s"] = row["step_s"] - sum(parts.values())
-    del exp
-    torch.manual_seed(0)
     return row
 
 
@@ -117,7 +113,7 @@ def main() -> None:
         base = next((r["step_s"] for r in rows if r["divergence"] == "jsd" and r["lam"] == 0), None)
         row["x_jsd0"] = row["step_s"] / base if base else None
 
-        def ms(key):
+        def ms(key, row=row):
             return f"{row[key] * 1e3:.1f}" if key in row else "-"
 
         ratio = f"{row['x_jsd0']:.2f}" if row["x_jsd0"] else "-"
