@@ -26,6 +26,7 @@ class TrainSchema:
     steps: int = 2000
     batch_size: int = 256
     n_critic: int = 1
+    penalty_every: int = 1
     g_steps: int = 1
     log_every: int = 50
     sample_every: int = 500

@@ -85,7 +85,7 @@ BOX = Rule(list, length=2)
 RULES: dict[str, Rule] = {
     "seed": NON_NEGATIVE_INT,
     "resume": OPTIONAL_PATH,
-    **{f"train.{k}": COUNT for k in ("steps", "batch_size", "n_critic", "g_steps", "log_every", "checkpoint_every",
+    **{f"train.{k}": COUNT for k in ("steps", "batch_size", "n_critic", "penalty_every", "g_steps", "log_every", "checkpoint_every",
                                      "eval_samples", "snapshot_samples")},
     "train.sample_every": NON_NEGATIVE_INT,
     "train.eval_every": NON_NEGATIVE_INT,

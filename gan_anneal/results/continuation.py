@@ -31,7 +31,8 @@ from gan_anneal.results.rundir import RunDir
 NEUTRAL_KEYS = ("resume", "train.progress", "device.threads", "model.cpu_threads", "train.progress_every_s")
 # Keys added after runs were made, with the value the code assumes when a stored config lacks them: such a run
 # continues under the same command instead of being called "other settings".
-LEGACY_DEFAULTS = {"regularizer.force": "unit", "regularizer.reduction": "sum", "model_score.updates": 1, "device.deterministic": False}
+LEGACY_DEFAULTS = {"regularizer.force": "unit", "regularizer.reduction": "sum", "model_score.updates": 1,
+                   "device.deterministic": False, "model_score.cadence": "critic", "train.penalty_every": 1}
 
 
 class NothingToDo(Exception):

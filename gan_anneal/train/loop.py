@@ -177,7 +177,12 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
             else:
                 fake = shared.detach()
             loss_d = div.critic_loss(d(real), d(fake))
-        penalty = div.penalty(d, real, fake)  # outside autocast: the gradient penalty stays in fp32
+        # outside autocast: the gradient penalty stays in fp32. train.penalty_every = k: lazy regularisation
+        # (Karras et al., 2020), the penalty on every k-th critic step only, weighted k times
+        lazy = cfg.penalty_every
+        penalty = div.penalty(d, real, fake) if (step * cfg.n_critic + i) % lazy == 0 else None
+        if penalty is not None and lazy > 1:
+            penalty = penalty * lazy
         total_d = loss_d if penalty is None else loss_d + penalty
         exp.opt_d.zero_grad(set_to_none=True)
         amp.backward_step(total_d, exp.opt_d)
