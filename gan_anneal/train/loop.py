@@ -168,6 +168,7 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
     if cfg.reuse_fake and cfg.n_critic == 1 and cfg.g_steps == 1 and hasattr(exp.generator_update, "loss_on"):
         with amp.autocast():
             shared = g(g.sample_noise(cfg.batch_size, exp.device))
+    logged_penalty = None
     for i in range(cfg.n_critic):
         real = exp.target.sample(cfg.batch_size)
         with amp.autocast():
@@ -183,6 +184,8 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
         penalty = div.penalty(d, real, fake) if (step * cfg.n_critic + i) % lazy == 0 else None
         if penalty is not None and lazy > 1:
             penalty = penalty * lazy
+        if penalty is not None:
+            logged_penalty = penalty
         total_d = loss_d if penalty is None else loss_d + penalty
         exp.opt_d.zero_grad(set_to_none=True)
         amp.backward_step(total_d, exp.opt_d)
@@ -205,7 +208,7 @@ def train_step(exp: Experiment, step: int) -> dict[str, torch.Tensor | float]:
         exp.ema.update(g)
 
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
-            "penalty": penalty.detach() if penalty is not None else 0.0,
+            "penalty": logged_penalty.detach() if logged_penalty is not None else 0.0,  # this step's last
             "lam": lam, "beta": beta, "w_lik": w_lik, "w_ent": w_ent, "lr_scale": factor, **extras}
 
 
