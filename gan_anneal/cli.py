@@ -601,6 +601,8 @@ def table(
                                                "many samples (default: the one with the most samples)."),
     extractor: Optional[str] = typer.Option(None, "--extractor", help="Use each run's kept evaluation made with this "
                                             "feature extractor (e.g. ganneal-mnist)."),
+    against: Optional[str] = typer.Option(None, "--against", help="Also print each column's difference from this "
+                                          "column (e.g. 0: λ = 0) with a 95% Welch interval over seeds."),
 ) -> None:
     """Tabulate runs in the layout of Tao et al. (2019), Table 1: rows divergence, columns λ then PMA/NMA/OA,
     mean ± std over seeds, best per row marked. [dim]Examples: ganneal table runs/cifar10_table --reference
@@ -630,9 +632,17 @@ def table(
         if metric:
             check_metrics(list(metric), records)
         images = planned_evaluation(runs_dir)
-        tables = build_tables(records, list(metric or default_metrics(records, images)), reference=ref,
-                              planned=planned, digits=digits)
+        names = list(metric or default_metrics(records, images))
+        tables = build_tables(records, names, reference=ref, planned=planned, digits=digits)
         text = render(tables, fmt)
+        verdict = ""
+        if against is not None:
+            from gan_anneal.results.compare import compare, render_differences
+            from gan_anneal.results.table import metric_by_name
+
+            verdict = "".join("\n" + render_differences(compare(records, metric_by_name(m), against),
+                                                        metric_by_name(m), against) for m in names)
+            text += verdict
     except UserError as error:
         fail(str(error))
     if fmt == "rich":
@@ -644,6 +654,8 @@ def table(
         console = Console(width=max(console.width, text_width(tables)))  # a cut table is useless; let it wrap
         for t in rich_tables(tables):
             console.print(t)
+        if verdict:
+            typer.echo(verdict, nl=False)
     else:
         typer.echo(text, nl=False)
     if out:

@@ -165,3 +165,28 @@ def test_a_table_says_when_its_runs_come_from_different_source_commits(runs):
         (path / "summary.json").write_text(json.dumps({**summary, "source": {"commit": commit, "dirty": False}}))
     text = render(build_tables(collect_runs(runs), ["fid"]), "markdown")
     assert "2 source commits (aaaaaaaaaa, bbbbbbbbbb)" in " ".join(text.split())
+
+
+def test_a_column_against_lambda_zero_gets_a_welch_interval_and_a_reading(tmp_path):
+    from scipy import stats
+
+    from gan_anneal.metric_names import METRICS
+    from gan_anneal.results.compare import compare
+
+    root = tmp_path / "runs"
+    for seed, (base, oa, nma) in enumerate([(40.0, 30.0, 41.0), (44.0, 31.0, 39.0), (42.0, 29.0, 44.0)]):
+        fake_run(root, "jsd", "static", 0, seed, "done", {"fid": base})
+        fake_run(root, "jsd", "oa", 1.0, seed, "done", {"fid": oa})
+        fake_run(root, "jsd", "nma", 1.0, seed, "done", {"fid": nma})
+    found = {d.column: d for d in compare(collect_runs(root), METRICS["fid"])}
+    oa = found["OA"]
+    assert oa.difference == pytest.approx(-12.0)
+    se = ((4 / 3) + (1 / 3)) ** 0.5  # sample variances 4 and 1 over 3 seeds each
+    dof = (4 / 3 + 1 / 3) ** 2 / ((4 / 3) ** 2 / 2 + (1 / 3) ** 2 / 2)
+    assert oa.high == pytest.approx(-12.0 + stats.t.ppf(0.975, dof) * se)
+    assert oa.reading(METRICS["fid"]) == "better" and found["NMA"].reading(METRICS["fid"]) == "within noise"
+    from gan_anneal.cli import app
+
+    result = runner.invoke(app,
+                           ["table", str(root), "--metric", "fid", "--against", "0", "--format", "markdown"])
+    assert result.exit_code == 0 and "| jsd | OA | 3 vs 3 | -12.0 |" in result.output, result.output

@@ -1,0 +1,78 @@
+"""Each column against a baseline column, with its uncertainty: the verdict a table alone cannot give.
+
+For every divergence and every column other than the baseline (λ = 0 by default), the difference of the mean
+metric over seeds, column minus baseline, with a 95% Welch t interval (unequal variances, Welch–Satterthwaite
+degrees of freedom: the seeds of the two columns are independent runs). A column with fewer than two finished
+seeds, or a baseline with fewer than two, gets no interval. The reading says which way the interval points in
+the metric's better direction, or that it holds 0 (within noise).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+from gan_anneal.metric_names import Metric
+from gan_anneal.results.collect import RunRecord, column_order
+
+
+@dataclass
+class Difference:
+    divergence: str
+    column: str
+    n: int
+    n_baseline: int
+    difference: float  # mean(column) − mean(baseline)
+    low: float | None
+    high: float | None
+
+    def reading(self, metric: Metric) -> str:
+        if self.low is None:
+            return "too few seeds for an interval"
+        if self.low <= 0 <= self.high:
+            return "within noise"
+        better = (self.low > 0) == metric.higher_is_better
+        return "better" if better else "worse"
+
+
+def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """The `level` interval of mean(a) − mean(b) by Welch's t, or None with fewer than two values on a side."""
+    from scipy import stats
+
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return diff, diff
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = stats.t.ppf(0.5 + level / 2, dof) * se
+    return diff - half, diff + half
+
+
+def compare(records: list[RunRecord], metric: Metric, baseline: str = "0") -> list[Difference]:
+    values: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        if r.status == "done" and metric.key in r.metrics:
+            values.setdefault((r.divergence, r.column), []).append(float(r.metrics[metric.key]))
+    found = []
+    for (divergence, column), vals in sorted(values.items(), key=lambda kv: (kv[0][0], column_order(kv[0][1]))):
+        base = values.get((divergence, baseline))
+        if column == baseline or not base:
+            continue
+        interval = welch_interval(vals, base)
+        found.append(Difference(divergence, column, len(vals), len(base),
+                                statistics.fmean(vals) - statistics.fmean(base), *(interval or (None, None))))
+    return found
+
+
+def render_differences(found: list[Difference], metric: Metric, baseline: str = "0") -> str:
+    lines = [f"{metric.name} difference against λ = {baseline} (column − baseline; 95% Welch t interval over seeds)",
+             "", "| divergence | column | seeds | difference | 95% interval | reading |", "|---|---|---|---|---|---|"]
+    for d in found:
+        interval = f"[{d.low:+.{metric.digits}f}, {d.high:+.{metric.digits}f}]" if d.low is not None else "—"
+        lines.append(f"| {d.divergence} | {d.column} | {d.n} vs {d.n_baseline} | {d.difference:+.{metric.digits}f} "
+                     f"| {interval} | {d.reading(metric)} |")
+    return "\n".join(lines) + "\n"
