@@ -120,9 +120,9 @@ class Regularizer:
             raise UserError(f"regularizer.reduction must be one of {', '.join(REDUCTIONS)}, got '{reduction}'.")
         self.reduction = reduction
         self.score_norms = {"lik": 0.0, "ent": 0.0, "critic": 0.0}
-        # model_score.cadence: the model score learns from one batch per generator step (the distribution only
-        # changes there), or from every critic step's batch (critic)
-        self.track_every_critic_step = False
+        # model_score.cadence: the model score learns from every critic step's batch (critic), or from one batch
+        # per generator step (generator: ρ only moves there, but the score then lags behind it)
+        self.track_every_critic_step = True
 
     def weights(self, lam: float) -> Weights:
         return WEIGHT_MAPS[self.name](lam, self.negative)

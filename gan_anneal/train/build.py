@@ -93,7 +93,7 @@ def build_regularizer(cfg: DictConfig, target: Target, data_shape, device, sched
         ms = cfg.model_score
         net = build_score_network(data_shape, ms.hidden, ms.depth, ms.get("conv_hidden")).to(device)
         regularizer.model_score = OnlineDenoisingScore(net, ms.sigma, ms.lr, ms.get("updates", 1))
-        regularizer.track_every_critic_step = ms.get("cadence", "generator") == "critic"
+        regularizer.track_every_critic_step = ms.get("cadence", "critic") == "critic"
     return regularizer
 
 
