@@ -121,6 +121,23 @@ def test_a_torn_metrics_line_and_a_corrupt_checkpoint_do_not_stop_a_resume(train
     outcome, _ = train_run(*SHORT, name="broken")
     assert outcome == "done"
     assert _same_params(straight.path, run.path)
+    assert "cannot be read" in (run.path / "train.log").read_text()  # the fallback is on the run's record too
+
+
+def test_both_checkpoints_unreadable_is_exit_2_naming_both_and_how_to_start_over(run_cli, tmp_path):
+    run = tmp_path / "R"
+    args = [*[o for o in SHORT if "steps=" not in o], "train.steps=60", f"hydra.run.dir={run}"]
+    first = run_cli("train", *[a for a in args if "train.steps" not in a], "train.steps=40")
+    assert first.returncode == 0, first.stdout + first.stderr
+    (run / "checkpoints" / "last.pt").write_bytes(b"")
+    (run / "checkpoints" / "previous.pt").write_bytes(b"")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    result = run_cli("train", *args)  # an extension needs the checkpoint
+    text = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Neither checkpoint" in text and "last.pt" in text and "previous.pt" in text and "rm -r" in text
+    assert "EOFError: the file is empty or cut short" in text
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
 def test_a_failed_resume_does_not_rewrite_the_status(train_run, monkeypatch):

@@ -85,6 +85,12 @@ def source_revision() -> dict[str, Any] | None:
     return {"commit": commit, "dirty": bool(dirty), "path": str(root)}
 
 
+def _unreadable(error: BaseException) -> str:
+    """Why a checkpoint did not load, never an empty message (an empty file raises a bare EOFError)."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else f"{type(error).__name__}: the file is empty or cut short"
+
+
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -143,14 +149,25 @@ class RunDir:
         from gan_anneal.errors import UserError
         from gan_anneal.results.checkpoint import load_checkpoint
 
+        start_over = (f"To start over, delete the run (rm -r {self.path}) or train into another directory "
+                      "(hydra.run.dir=...).")
         try:
             return load_checkpoint(self.checkpoint, map_location=map_location)
         except Exception as error:  # truncated or corrupt: any of pickle's, zipfile's or torch's errors
+            why = _unreadable(error)
             if not self.previous_checkpoint.is_file():
-                raise UserError(f"{self.checkpoint} cannot be read ({type(error).__name__}: {error}) and there is "
-                                "no previous.pt to fall back on; the run cannot be resumed.") from None
-            log(f"{self.checkpoint} cannot be read ({type(error).__name__}); resuming from {self.previous_checkpoint}")
-            return load_checkpoint(self.previous_checkpoint, map_location=map_location)
+                raise UserError(f"{self.checkpoint} cannot be read ({why}) and there is no previous.pt to fall back "
+                                f"on, so the run cannot be resumed. {start_over}") from None
+        try:
+            state = load_checkpoint(self.previous_checkpoint, map_location=map_location)
+        except Exception as error:  # noqa: BLE001 -- the same: neither file is usable
+            raise UserError(f"Neither checkpoint of {self.path} can be read: {self.checkpoint.name} ({why}) and "
+                            f"{self.previous_checkpoint.name} ({_unreadable(error)}), so the run cannot be resumed. "
+                            f"{start_over}") from None
+        message = f"{self.checkpoint} cannot be read ({why}); resuming from {self.previous_checkpoint}"
+        log(message)
+        self.log(message)  # the run's own record says which checkpoint it continued from
+        return state
 
     def save_checkpoint(self, state: dict) -> None:
         """Write last.pt atomically, keeping the one before as previous.pt until the new one is complete."""
