@@ -351,7 +351,8 @@ def test_runs_lists_done_interrupted_stale_and_failed_runs(tmp_path):
     lines = {Path(line["path"]).name: line for line in json.loads(result.output)}
     assert {name: line["status"] for name, line in lines.items()} == {
         "done_run": "done", "stopped": "interrupted", "broken": "failed", "killed": "stale"}
-    assert "modes 8" in lines["done_run"]["metrics"] and "seed=1" in lines["stopped"]["distinct"]
+    assert lines["done_run"]["metrics"] == {"modes_covered": 8, "hq_fraction": 0.7}  # numbers for scripts
+    assert lines["stopped"]["settings"]["seed"] == 1 and isinstance(lines["done_run"]["total_steps"], int)
     table = invoke("runs", str(tmp_path))
     assert table.exit_code == 0 and "stale" in table.output
     assert invoke("runs", str(tmp_path / "nowhere")).exit_code == 2
@@ -380,3 +381,17 @@ def test_a_run_made_before_a_key_existed_continues_under_the_same_command():
     del stored["regularizer"]["force"], stored["model_score"]["updates"], stored["device"]["deterministic"]
     assert differences(OmegaConf.create(stored), wanted) == {}
     assert "regularizer.force" in differences(OmegaConf.create(stored), compose(["regularizer.force=critic"]))
+
+
+def test_runs_shows_a_running_runs_current_step_not_its_last_checkpoint(tmp_path):
+    import os
+    import socket
+
+    run = toy_run(tmp_path, "live", status="running")
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "steps": 500, "total_steps": 2000}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss_d": 0.1}) + "\n" for s in (650, 700)))
+    (run / ".lock").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid()}))  # a live writer
+    result = invoke("runs", str(tmp_path), "--json")
+    (line,) = json.loads(result.output)
+    assert line["status"] == "running" and line["steps"] == 700 and line["total_steps"] == 2000

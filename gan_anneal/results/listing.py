@@ -22,10 +22,23 @@ KEY_METRICS = {**{METRICS[m].key: METRICS[m].label for m in ("modes_covered", "h
 class RunLine:
     path: str
     status: str
-    steps: str
-    distinct: str
-    metrics: str
+    steps: int | None  # done: the last logged step of a running run, else summary.json's
+    total_steps: int | None
+    settings: dict  # what sets it apart from the others: {divergence, lambda | anneal, seed, other keys}
+    metrics: dict  # {key: number} of KEY_METRICS
     age_s: float
+
+    @property
+    def steps_text(self) -> str:
+        return f"{'?' if self.steps is None else self.steps}/{'?' if self.total_steps is None else self.total_steps}"
+
+    @property
+    def settings_text(self) -> str:
+        return " ".join(f"{'λ' if k == 'lambda' else k}={v}" for k, v in self.settings.items())
+
+    @property
+    def metrics_text(self) -> str:
+        return " ".join(f"{KEY_METRICS[k]} {v:.3g}" for k, v in self.metrics.items()) or "—"
 
 
 def _status(record: RunRecord) -> str:
@@ -40,19 +53,27 @@ def _age(path: Path) -> float:
     return time.time() - newest
 
 
+def _current_step(record: RunRecord, status: str) -> int | None:
+    """A running run's summary.json moves at checkpoints only; its metrics.jsonl at every log_every steps."""
+    if status != "running":
+        return record.steps
+    logged = [r.get("step") for r in RunDir(record.path).read_metrics()[-1:]]
+    return max([s for s in [record.steps, *logged] if isinstance(s, int)], default=None)
+
+
 def list_runs(root: str | Path) -> list[RunLine]:
     records = collect_runs(root)
     keys = setting_keys(records)
     lines = []
     for r in records:
-        distinct = [f"divergence={r.divergence}",
-                    f"λ={r.column}" if is_static_column(r.column) else f"anneal={r.column.lower()}", f"seed={r.seed}"]
-        distinct += [f"{k}={r.config.get(k)}" for k in keys if not k.startswith("anneal.")]
-        shown = [f"{label} {r.metrics[k]:.3g}" for k, label in KEY_METRICS.items() if k in r.metrics]
-        total = r.total_steps if r.total_steps is not None else r.config.get("train.steps", "?")
-        steps = f"{'?' if r.steps is None else r.steps}/{total}"
-        lines.append(RunLine(str(Path(r.path).relative_to(root)) if Path(r.path) != Path(root) else ".",
-                             _status(r), steps, " ".join(distinct), " ".join(shown) or "—", _age(Path(r.path))))
+        settings = {"divergence": r.divergence, **({"lambda": r.column} if is_static_column(r.column)
+                                                   else {"anneal": r.column.lower()}), "seed": r.seed}
+        settings.update({k: r.config.get(k) for k in keys if not k.startswith("anneal.")})
+        total = r.total_steps if r.total_steps is not None else r.config.get("train.steps")
+        status = _status(r)
+        lines.append(RunLine(str(Path(r.path).relative_to(root)) if Path(r.path) != Path(root) else ".", status,
+                             _current_step(r, status), int(total) if total is not None else None, settings,
+                             {k: r.metrics[k] for k in KEY_METRICS if k in r.metrics}, round(_age(Path(r.path)), 1)))
     return lines
 
 
@@ -73,10 +94,11 @@ def rich_runs_table(lines: list[RunLine], root: str):
         table.add_column(column, overflow="fold", justify="right" if column in ("steps", "age") else "left")
     for line in lines:
         colour = colours.get(line.status, "dim")
-        table.add_row(line.path, f"[{colour}]{line.status}[/]", line.steps, line.distinct, line.metrics,
-                      human_age(line.age_s))
+        table.add_row(line.path, f"[{colour}]{line.status}[/]", line.steps_text, line.settings_text,
+                      line.metrics_text, human_age(line.age_s))
     return table
 
 
 def runs_json(lines: list[RunLine]) -> str:
-    return json.dumps([line.__dict__ for line in lines], indent=1)
+    """Numbers and keys for scripts: steps as integers, metrics under their summary.json / eval.json keys."""
+    return json.dumps([line.__dict__ for line in lines], indent=1, ensure_ascii=False)
