@@ -224,12 +224,31 @@ def _call_hydra(argv: list[str]) -> None:
 
 
 def _pin_sweep_dir(overrides: list[str], first) -> tuple[list[str], str]:
-    """The sweep dir the user chose, or the default one resolved now and passed to Hydra explicitly."""
+    """The sweep dir the user chose, or one named by the command itself (runs/multirun/<its overrides>), so that
+    re-typing the same command continues the same sweep: finished jobs end at once, interrupted ones resume."""
+    import re
+
     given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.dir=")]
     if given:
         return overrides, given[-1].strip("'\"")
     sweep_dir = str(first.hydra.sweep.dir)
+    if re.fullmatch(r"runs/multirun/\d{4}-\d{2}-\d{2}/[\d-]+", sweep_dir):  # the shipped default: name it
+        sweep_dir = f"runs/multirun/{command_folder_name(overrides)}"
     return [*overrides, f"hydra.sweep.dir='{sweep_dir}'"], sweep_dir
+
+
+def command_folder_name(overrides: list[str], limit: int = 80) -> str:
+    """A folder name for a multirun command: its overrides in a stable order, made safe for every file system,
+    with a short hash of the exact command when they had to be shortened or changed."""
+    import hashlib
+    import re
+
+    chosen = sorted(o for o in overrides if not o.startswith(("hydra.", "+hydra.")))
+    text = ",".join(chosen) or "defaults"
+    safe = re.sub(r"[^A-Za-z0-9=.,_+-]", "_", text)
+    if safe == text and len(safe) <= limit:
+        return safe
+    return f"{safe[:limit]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 @app.command()
