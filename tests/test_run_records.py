@@ -119,3 +119,24 @@ def test_an_old_eval_json_reads_as_its_one_evaluation(tmp_path):
     assert len(record["evaluations"]) == 2  # the old entry is kept when a new one arrives
     (run / "eval.json").write_text(json.dumps(record))
     assert read_run(run).metrics["fid"] == 40.0 and read_run(run, {"num_samples": 500}).metrics["fid"] == 45.0
+
+
+def test_retyping_a_multirun_command_continues_the_same_sweep(run_cli, tmp_path):
+    command = ["train", "-m", *SHORT, "train.steps=10", "seed=0,1"]
+    first = run_cli(*command, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    (sweep,) = (tmp_path / "runs" / "multirun").iterdir()
+    finished = {p: p.read_bytes() for p in sweep.rglob("summary.json")}
+    again = run_cli(*command, cwd=tmp_path)
+    assert again.returncode == 0 and "2 done" in again.stdout
+    assert list((tmp_path / "runs" / "multirun").iterdir()) == [sweep]  # the same folder, nothing retrained
+    assert {p: p.read_bytes() for p in sweep.rglob("summary.json")} == finished
+
+
+def test_a_rerun_joblib_multirun_reports_its_finished_jobs(run_cli, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    command = ["train", "-m", *SHORT, "train.steps=10", "seed=0,1", "hydra/launcher=joblib",
+               "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert run_cli(*command).returncode == 0
+    again = run_cli(*command)
+    assert again.returncode == 0 and "sweep finished: 2 done" in again.stdout, again.stdout + again.stderr

@@ -199,6 +199,7 @@ def test_a_stale_job_is_reported_and_retrained_only_with_retry(tmp_path):
     assert cli("sweep", *args).exit_code == 0
     stale = cli("sweep", *args, "optim.lr_g=5e-4")
     assert stale.exit_code == 1 and "other settings" in stale.output and "--retry" in stale.output
+    assert "1 stale, left as it was" in stale.output and "1 done" not in stale.output  # the summary says so too
     run = out / "jsd" / "static_0_seed0"
     assert "lr_g: 0.001" in (run / "config.yaml").read_text()  # left as it was
     retried = cli("sweep", *args, "optim.lr_g=5e-4", "--retry")

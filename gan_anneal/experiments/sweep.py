@@ -375,7 +375,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher:
                 interrupted = launch_multirun(force_swept_group_keys([*chosen, *block]))
                 if interrupted:
                     break
-    after = {job.path: _status(Path(job.path), spec) for job in planned}
+    left = {"stale": "stale, left as it was", "failed": "failed, left as it was", "busy": "busy elsewhere"}
+    after = {job.path: left.get(actions[job.path]) or _status(Path(job.path), spec) for job in planned}
     if interrupted:
         log("sweep interrupted: run `ganneal sweep` again to resume it (finished runs are kept).")
     return SweepReport(len(planned), counts, after, interrupted)
