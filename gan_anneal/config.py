@@ -156,6 +156,17 @@ def _valid_keys_hint(message: str, overrides: list[str]) -> str:
         return ""
 
 
+def _quoting_hint(overrides: list[str], message: str) -> str:
+    """Hydra's grammar reads an unquoted value as plain words: characters outside it (ü, spaces, #) need quotes."""
+    plain = re.compile(r"[\w.:/\\+\-*,=\[\]{}()@$%~'\" ]*")
+    bad = [o for o in overrides if not plain.fullmatch(o) or not o.isascii()]
+    if not bad:
+        return message
+    key, _, value = bad[0].partition("=")
+    return (f"{bad[0]}: Hydra reads an unquoted value as plain ASCII words, and this one has other characters. "
+            f"Quote the value, with outer single quotes for your shell: '{key}=\"{value}\"'.")
+
+
 def _hydra_compose(overrides: list[str]) -> DictConfig:
     """Hydra's composition with its own node, raising UserError with Hydra's message on bad input."""
     from hydra import compose as hydra_compose
@@ -168,6 +179,8 @@ def _hydra_compose(overrides: list[str]) -> DictConfig:
             return hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
     except Exception as error:  # Hydra and OmegaConf raise many types; all are the user's input here
         message = _explain(error)
+        if "LexerNoViableAltException" in message or "token recognition error" in message:
+            raise UserError(_quoting_hint(overrides, message)) from None
         raise UserError(message + _valid_keys_hint(message, overrides)) from None
     finally:
         GlobalHydra.instance().clear()

@@ -395,3 +395,10 @@ def test_runs_shows_a_running_runs_current_step_not_its_last_checkpoint(tmp_path
     result = invoke("runs", str(tmp_path), "--json")
     (line,) = json.loads(result.output)
     assert line["status"] == "running" and line["steps"] == 700 and line["total_steps"] == 2000
+
+
+def test_a_non_ascii_path_says_how_to_quote_it(tmp_path):
+    result = invoke("train", "train.steps=2", "hydra.run.dir=runs/ünï", cwd=tmp_path)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "LexerNoViableAltException" not in text
+    assert """'hydra.run.dir="runs/ünï"'""" in text
