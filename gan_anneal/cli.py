@@ -114,6 +114,8 @@ def train(
     from gan_anneal.config import force_swept_group_keys, swept_keys, validate_cli_overrides
     from gan_anneal.errors import UserError
 
+    if cfg is not None and cfg not in ("job", "hydra", "all"):
+        fail(f"--cfg {cfg}: valid are job (the run's config), hydra (Hydra's own) and all.")
     overrides, hydra_flags = _hydra_flags(list(overrides or []))
     if "--hydra-help" in hydra_flags:
         _call_hydra(["ganneal", "--hydra-help"])
@@ -288,7 +290,6 @@ def schedule(
 ) -> None:
     """Show an annealing schedule's λ(t), β(t) and w(t) before spending compute on it."""
     from rich.console import Console
-    from rich.table import Table
 
     from gan_anneal.config import compose
     from gan_anneal.errors import UserError
@@ -306,21 +307,26 @@ def schedule(
         curves = {n: schedule_curves(c) for n, c in configs.items()}
     except UserError as error:
         fail(str(error))
-    name, cfg = list(configs.items())[-1]  # the table shows the last one (oa with --compare)
-    c = curves[name]
+    for name, cfg in configs.items():  # one table per schedule (all three with --compare)
+        Console().print(_schedule_table(cfg, curves[name]))
+    if plot:
+        plot_schedules(curves, Path(plot))
+        Console().print(f"plot: [bold]{plot}[/]")
+
+
+def _schedule_table(cfg, c: dict):
+    from rich.table import Table
+
     warmup = float(cfg.anneal.get("warmup", 0.0))  # JSD on the toys has one by default (conf/divergence_anneal)
-    Console().print(f"anneal={cfg.anneal.name} · regularizer={cfg.regularizer.name} · divergence={cfg.divergence.name}"
-                    f" · {cfg.train.steps} steps" + (f" · the first {warmup:.0%} at λ = 0 (anneal.warmup)" if warmup else ""))
-    table = Table()
+    title = (f"anneal={cfg.anneal.name} · regularizer={cfg.regularizer.name} · divergence={cfg.divergence.name}"
+             f" · {cfg.train.steps} steps" + (f" · the first {warmup:.0%} at λ = 0 (anneal.warmup)" if warmup else ""))
+    table = Table(title=title, title_justify="left")
     for column in ("step", "λ", "β", "w_lik", "w_ent"):
         table.add_column(column, justify="right")
     for i in range(0, len(c["step"]), max(1, len(c["step"]) // 10)):
         table.add_row(str(c["step"][i]), f"{c['lam'][i]:+.4f}", f"{c['beta'][i]:.4f}", f"{c['w_lik'][i]:+.4f}",
                       f"{c['w_ent'][i]:+.4f}")
-    Console().print(table)
-    if plot:
-        plot_schedules(curves, Path(plot))
-        Console().print(f"plot: [bold]{plot}[/]")
+    return table
 
 
 @app.command()
@@ -516,10 +522,15 @@ def _on_gpu(device: str) -> bool:
 GPU_JOBS = 4
 
 
+def _sweep_names() -> list[str]:
+    """The shipped sweeps, read from the folder (no import of the sweep machinery for --help)."""
+    return sorted(p.stem for p in (Path(__file__).parent / "conf" / "sweep").glob("*.yaml"))
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sweep(
-    name: str = typer.Argument(..., help="A named sweep in conf/sweep/ (cifar10_table, cifar10_table_smoke, "
-                               "toy_table), or the path of your own sweep file in the same format."),
+    name: str = typer.Argument(..., help=f"A named sweep in conf/sweep/ ({', '.join(_sweep_names())}), or the "
+                               "path of your own sweep file in the same format."),
     overrides: Optional[List[str]] = typer.Argument(None, help="Overrides for every run, e.g. train.steps=500.",
                                                     show_default=False),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder (default: the sweep's, "

@@ -151,9 +151,27 @@ def _valid_keys_hint(message: str, overrides: list[str]) -> str:
     try:
         cfg = compose(others)
         node = OmegaConf.select(cfg, parent) if parent else cfg
-        return f"\nValid keys{f' under {parent!r}' if parent else ''}: {', '.join(map(str, node.keys()))}."
+        keys = list(map(str, node.keys()))
     except Exception:
         return ""
+    import difflib
+
+    close = difflib.get_close_matches(match.group(1).rsplit(".", 1)[-1], keys, n=1)
+    guess = f" Did you mean '{(parent + '.') if parent else ''}{close[0]}'?" if close else ""
+    return f"{guess}\nValid keys{f' under {parent!r}' if parent else ''}: {', '.join(keys)}."
+
+
+def _group_options_hint(message: str) -> str:
+    """For an option that does not exist in a group (logger=[jsonl,tensorbord]), the options that do."""
+    match = re.search(r"Could not load '(\w+)/([^']+)'", message)
+    if not match or "Available options" in message:
+        return ""
+    import difflib
+
+    options = [name for name, _ in group_options().get(match.group(1), [])]
+    close = difflib.get_close_matches(match.group(2), options, n=1)
+    guess = f" Did you mean '{close[0]}'?" if close else ""
+    return f"{guess}\nValid options for {match.group(1)}: {', '.join(options)}."
 
 
 def _quoting_hint(overrides: list[str], message: str) -> str:
@@ -181,7 +199,7 @@ def _hydra_compose(overrides: list[str]) -> DictConfig:
         message = _explain(error)
         if "LexerNoViableAltException" in message or "token recognition error" in message:
             raise UserError(_quoting_hint(overrides, message)) from None
-        raise UserError(message + _valid_keys_hint(message, overrides)) from None
+        raise UserError(message + _valid_keys_hint(message, overrides) + _group_options_hint(message)) from None
     finally:
         GlobalHydra.instance().clear()
 
@@ -279,6 +297,19 @@ def validate_cli_overrides(overrides: list[str], multirun: bool) -> DictConfig:
 
 
 
+def first_sentence(file: Path) -> str:
+    """A config file's description: its opening comment block up to the end of the first sentence."""
+    lines = []
+    for line in file.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if not line.startswith("# @package"):
+            lines.append(line.lstrip("#").strip())
+    text = " ".join(part for part in lines if part)
+    match = re.match(r"(.+?[.!?])(\s|$)", text)
+    return match.group(1) if match else text
+
+
 def group_options() -> dict[str, list[tuple[str, str]]]:
     """{group: [(option, one-line description)]} of the shipped config groups (sweeps are `ganneal sweep`'s)."""
     groups = {}
@@ -287,9 +318,7 @@ def group_options() -> dict[str, list[tuple[str, str]]]:
             continue
         options = []
         for file in sorted(folder.glob("*.yaml")):
-            comments = [line.lstrip("# ").strip() for line in file.read_text().splitlines()
-                        if line.startswith("#") and not line.startswith("# @package")]
-            options.append((file.stem, comments[0] if comments else ""))
+            options.append((file.stem, first_sentence(file)))
         groups[folder.name] = options
     return groups
 

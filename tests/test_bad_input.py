@@ -402,3 +402,36 @@ def test_a_non_ascii_path_says_how_to_quote_it(tmp_path):
     text = " ".join(result.output.split())
     assert result.exit_code == 2 and "LexerNoViableAltException" not in text
     assert """'hydra.run.dir="runs/ünï"'""" in text
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["train", "logger=[jsonl,tensorbord]"], ["Did you mean 'tensorboard'?", "Valid options for logger: csv, jsonl, "
+                                              "tensorboard."]),
+    (["train", "divergance=rkl"], ["Did you mean 'divergence'?"]),
+    (["train", "--cfg", "jobs"], ["--cfg jobs: valid are job"]),
+])
+def test_a_misspelling_is_exit_2_with_a_suggestion(args, needles, tmp_path):
+    result = invoke(*args, cwd=tmp_path)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and all(n in text for n in needles), text
+    assert "usage:" not in text  # not Hydra's argparse dump
+
+
+def test_the_sweep_help_names_every_shipped_sweep():
+    from gan_anneal.experiments.sweep import available_sweeps
+
+    text = " ".join(invoke("sweep", "--help").output.replace("│", " ").split())
+    assert all(name in text for name in available_sweeps()) and "mnist_table" in text
+
+
+def test_configs_shows_whole_first_sentences():
+    from gan_anneal.config import group_options
+
+    for group, options in group_options().items():
+        for name, text in options:
+            assert not text or text.endswith((".", "!", "?")), (group, name, text)  # never cut mid-sentence
+
+
+def test_schedule_compare_prints_all_three_tables():
+    result = invoke("schedule", "--compare")
+    assert result.exit_code == 0 and all(f"anneal={n}" in result.output for n in ("pma", "nma", "oa"))
