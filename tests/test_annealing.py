@@ -323,3 +323,13 @@ def test_reduction_auto_sums_over_flat_data_and_averages_over_images(make_cfg):
     assert surrogate_reduction("auto", (2,)) == "sum"  # the toys and the Gibbs check: β = 1 + λ exact
     assert surrogate_reduction("auto", (1, 32, 32)) == "mean"
     assert surrogate_reduction("sum", (1, 32, 32)) == "sum" and surrogate_reduction("mean", (2,)) == "mean"
+
+
+@pytest.mark.parametrize("lam, warned", [(1e9, True), (-1e4, True), (50.0, False), (-50.0, False)])
+def test_a_lambda_far_beyond_the_checked_range_trains_with_a_warning(make_cfg, lam, warned):
+    from gan_anneal.train.build import build_experiment
+
+    messages = []
+    build_experiment(make_cfg("anneal=static", f"anneal.lam={lam}", "train.steps=4", "device=cpu"),
+                     log=messages.append)
+    assert any("far beyond |λ| ≤ 50" in m for m in messages) == warned

@@ -77,6 +77,18 @@ def surrogate_reduction(setting: str, data_shape) -> str:
     return "mean" if len(data_shape) > 1 else "sum"
 
 
+LAMBDA_COVERED = 50.0  # the paper's grid and the Gibbs check reach |λ| = 50 (β from 1/51 to 51)
+
+
+def warn_far_lambda(lam: float, log: Callable[[str], None]) -> None:
+    """A λ far beyond what the schedules and the Gibbs check cover trains, but says so: β = 1 + λ (or 1/(1 + |λ|))
+    is then a claim nothing here has checked."""
+    if abs(lam) > 2 * LAMBDA_COVERED:
+        log(f"warning: |λ| reaches {abs(lam):g}, far beyond |λ| ≤ {LAMBDA_COVERED:g}, the range the paper's grid and "
+            "`ganneal gibbs-check` cover (β from 1/51 to 51); the regulariser then outweighs the critic and the "
+            "β it names is unchecked. Training goes on.")
+
+
 def build_regularizer(cfg: DictConfig, target: Target, data_shape, device, schedule: Schedule, log) -> Regularizer:
     """The regulariser with the score models of the terms its schedule ever weights, and no others."""
     name = cfg.regularizer.name if cfg.anneal.name != "none" else "none"
@@ -85,7 +97,9 @@ def build_regularizer(cfg: DictConfig, target: Target, data_shape, device, sched
                               force=str(cfg.regularizer.get("force", "unit")),
                               reduction=surrogate_reduction(str(cfg.regularizer.get("reduction", "sum")), data_shape))
     total = cfg.train.steps
-    uses_likelihood, uses_entropy = regularizer.terms_used(schedule(step, total) for step in range(total))
+    lams = {schedule(step, total) for step in range(total)}
+    warn_far_lambda(max(lams, key=abs), log)
+    uses_likelihood, uses_entropy = regularizer.terms_used(lams)
     if uses_likelihood:
         regularizer.data_score = (ExactScore(target.log_prob) if name == "energy"
                                   else build_data_score(cfg, target, data_shape, device, log))
