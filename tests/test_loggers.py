@@ -90,3 +90,13 @@ def test_unknown_logger_is_refused_at_composition(run_cli, tmp_path):
     result = run_cli("train", "logger=[jsonl,wandb]", f"hydra.run.dir={tmp_path / 'x'}")
     assert result.returncode == 2
     assert "logger" in result.stderr + result.stdout and "Traceback" not in result.stderr
+
+
+def test_curves_log_y_keeps_an_almost_constant_series_flat_and_linear():
+    from gan_anneal.experiments.curves import y_axis
+
+    scale, limits = y_axis([1.0, 1.0 + 1e-7, 1.0 - 1e-7], log_y=True)
+    assert scale == "linear" and limits == pytest.approx((0.99, 1.01))  # noise is not a cliff
+    assert y_axis([1000.0, 300.0, 40.0, 35.0], log_y=True) == ("log", None)  # spans orders of magnitude
+    assert y_axis([5.0, 6.0, 7.0], log_y=True) == ("linear", None)  # less than 10×: linear ticks say more
+    assert y_axis([-1.0, 2.0], log_y=True)[0] == "linear"  # a log axis cannot hold non-positive values

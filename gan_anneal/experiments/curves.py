@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from gan_anneal.errors import UserError
@@ -28,6 +29,25 @@ def available_metrics(runs: list[RunDir]) -> list[str]:
     return sorted(keys)
 
 
+FLAT = 1e-3  # a series whose spread is below this fraction of its size is drawn as the flat line it is
+
+
+def y_axis(values: list[float], log_y: bool) -> tuple[str, tuple[float, float] | None]:
+    """The y scale and limits: log only where asked and the positive values span at least 10×; an almost
+    constant series gets limits of ±1% around it, so float noise is not drawn as a cliff."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "linear", None
+    low, high = min(finite), max(finite)
+    if log_y and low > 0 and high / low >= 10:
+        return "log", None
+    middle = (low + high) / 2
+    if high - low <= FLAT * max(abs(middle), 1e-12):
+        half = max(abs(middle) * 0.01, 1e-12)
+        return "linear", (middle - half, middle + half)
+    return "linear", None
+
+
 def plot_curves(run_dirs: list[str], metrics: list[str], out: Path, labels: list[str] | None = None,
                 log_y: bool = False) -> Path:
     runs = [RunDir(d).require() for d in run_dirs]
@@ -41,12 +61,17 @@ def plot_curves(run_dirs: list[str], metrics: list[str], out: Path, labels: list
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), dpi=100, squeeze=False)
     for ax, metric in zip(axes[0], metrics):
+        everything = []
         for run, label in zip(runs, labels):
             steps, values = series(run, metric)
+            everything += list(values)
             ax.plot(steps, values, marker="o" if len(steps) < 30 else None, ms=3, lw=1.4, label=label)
-        ax.set_title(metric, fontsize=10)
+        scale, limits = y_axis(everything, log_y)
+        ax.set_title(metric + (" (linear: it spans less than 10×)" if log_y and scale == "linear" else ""),
+                     fontsize=10)
         ax.set_xlabel("generator step")
-        if log_y:  # FID falls over orders of magnitude early on
-            ax.set_yscale("log")
+        ax.set_yscale(scale)  # log: FID falls over orders of magnitude early on
+        if limits is not None:
+            ax.set_ylim(*limits)
     axes[0][0].legend(fontsize=7)
     return save_figure(fig, out)
