@@ -96,3 +96,21 @@ def test_exact_score_smoothing_applies_to_mixtures_and_energies_keep_their_exact
     xr = x.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(exp.target.log_prob(xr).sum(), xr)
     assert torch.allclose(exp.regularizer.data_score(x), grad)
+
+
+def test_the_toy_picture_names_target_and_samples_in_a_legend():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gan_anneal.data import build_dataset
+    from gan_anneal.evaluate.plots import draw_samples
+
+    target = build_dataset({"name": "ring8"})
+    fig, ax = plt.subplots()
+    draw_samples(ax, target, target.sample(500))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0].startswith("target (contours") and labels[1] == "model samples"
+    assert ax.collections  # the contour lines and the scatter are drawn
+    plt.close(fig)

@@ -49,12 +49,23 @@ def draw_samples(ax, target: Target, samples: torch.Tensor, title: str = "") -> 
         ax.plot(axis.numpy(), density.numpy(), color="black", lw=1.5, label="target")
         ax.legend(loc="upper right", fontsize=8)
     else:
+        # the target as shading plus contour lines at 50%, 10% and 1% of its peak (readable in print and at a
+        # glance), the model's samples as red dots on top, and a legend that says which is which
+        from matplotlib.lines import Line2D
+
         axis, density = density_grid(target)
-        ax.imshow(density.numpy(), extent=(lo, hi, lo, hi), origin="lower", cmap="Blues", aspect="equal")
+        ax.imshow(density.numpy(), extent=(lo, hi, lo, hi), origin="lower", cmap="Greys", aspect="equal", alpha=0.35)
+        peak = float(density.max())
+        if peak > 0:
+            ax.contour(axis.numpy(), axis.numpy(), density.numpy(), levels=[0.01 * peak, 0.1 * peak, 0.5 * peak],
+                       colors="black", linewidths=[0.5, 0.8, 1.1])
         shown = samples[:2000]
-        ax.scatter(shown[:, 0].numpy(), shown[:, 1].numpy(), s=2, c="tab:red", alpha=0.5)
+        ax.scatter(shown[:, 0].numpy(), shown[:, 1].numpy(), s=3, c="tab:red", alpha=0.6, linewidths=0)
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
+        ax.legend(handles=[Line2D([], [], color="black", lw=1, label="target (contours: 50/10/1% of peak)"),
+                           Line2D([], [], color="tab:red", marker="o", ls="", ms=4, label="model samples")],
+                  loc="upper right", fontsize=7, framealpha=0.85)
     ax.set_title(title, fontsize=9)
 
 
