@@ -308,19 +308,20 @@ def schedule(
     except UserError as error:
         fail(str(error))
     for name, cfg in configs.items():  # one table per schedule (all three with --compare)
-        Console().print(_schedule_table(cfg, curves[name]))
+        warmup = float(cfg.anneal.get("warmup", 0.0))  # JSD on the toys has one by default (conf/divergence_anneal)
+        Console().print(f"anneal={cfg.anneal.name} · regularizer={cfg.regularizer.name} · divergence="
+                        f"{cfg.divergence.name} · {cfg.train.steps} steps"
+                        + (f" · the first {warmup:.0%} at λ = 0 (anneal.warmup)" if warmup else ""))
+        Console().print(_schedule_table(curves[name]))
     if plot:
         plot_schedules(curves, Path(plot))
         Console().print(f"plot: [bold]{plot}[/]")
 
 
-def _schedule_table(cfg, c: dict):
+def _schedule_table(c: dict):
     from rich.table import Table
 
-    warmup = float(cfg.anneal.get("warmup", 0.0))  # JSD on the toys has one by default (conf/divergence_anneal)
-    title = (f"anneal={cfg.anneal.name} · regularizer={cfg.regularizer.name} · divergence={cfg.divergence.name}"
-             f" · {cfg.train.steps} steps" + (f" · the first {warmup:.0%} at λ = 0 (anneal.warmup)" if warmup else ""))
-    table = Table(title=title, title_justify="left")
+    table = Table()
     for column in ("step", "λ", "β", "w_lik", "w_ent"):
         table.add_column(column, justify="right")
     for i in range(0, len(c["step"]), max(1, len(c["step"]) // 10)):
