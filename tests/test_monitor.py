@@ -100,3 +100,14 @@ def test_evaluate_best_without_a_best_checkpoint_exits_2(train_run, run_cli):
     outcome, run = train_run("train.steps=10", "train.log_every=5", "train.eval_samples=200")
     result = run_cli("evaluate", str(run.path), "--checkpoint", "best", "--probe", "js", "--probe-steps", "5")
     assert result.returncode == 2 and "no best checkpoint" in result.stdout + result.stderr
+
+
+def test_fid_during_training_on_digits_needs_no_extractor_named(train_run, cached):
+    outcome, run = train_run("dataset=mnist_small", "device=cpu", "model.base=8", "train.steps=4",
+                             "train.batch_size=16", "train.checkpoint_every=4", "train.log_every=2",
+                             "train.eval_samples=64", "train.eval_every=2", "train.eval_num_samples=64",
+                             "evaluate.metrics='fid,prc'")
+    assert outcome == "done"
+    protocol = run.read_summary()["eval_protocol"]
+    assert protocol["feature_extractor"]["name"] == "ganneal-mnist" and protocol["prc_neighborhood"] == 3
+    assert {"eval/fid", "eval/precision", "eval/recall"} <= set(run.read_metrics()[-1])
