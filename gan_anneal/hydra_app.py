@@ -84,11 +84,11 @@ def evaluate_after_training(run_dir: str, metrics: str) -> None:
     import traceback
     from pathlib import Path
 
-    from gan_anneal.experiments.sweep import evaluated
+    from gan_anneal.results.evaluations import has_metrics
     from gan_anneal.runner import console
 
     path = Path(run_dir)
-    if evaluated(path, metrics):
+    if has_metrics(path, metrics):
         return
     from gan_anneal.evaluate.fidelity import evaluate_run, resolve_options
 

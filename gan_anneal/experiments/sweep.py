@@ -30,8 +30,8 @@ from typing import Any
 
 from gan_anneal.config import CONF_DIR
 from gan_anneal.errors import UserError
-from gan_anneal.metric_names import PRIMARY_KEY
 from gan_anneal.results.collect import MANIFEST, column_key
+from gan_anneal.results.evaluations import has_metrics
 
 SWEEP_DIR = Path(CONF_DIR) / "sweep"
 EVAL_KEYS = ("metrics", "num_samples", "batch_size", "extractor", "inception_weights", "reference_split",
@@ -174,20 +174,6 @@ def fabricated_root(spec: SweepSpec, out: Path) -> Path:
 
 # What each job's folder holds ----------------------------------------------------------------------------
 
-def evaluated(path: Path, metrics: str | None) -> bool:
-    """Whether eval.json holds every metric asked for (no evaluation asked: True)."""
-    import json
-
-    if not metrics:
-        return True
-    try:
-        numbers = json.loads((path / "eval.json").read_text())["fidelity"]["metrics"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    names = [m.strip() for m in str(metrics).split(",") if m.strip()]
-    return all(PRIMARY_KEY[m] in numbers for m in names if m in PRIMARY_KEY)
-
-
 def next_action(job: Job, spec: SweepSpec) -> str:
     """train | resume | evaluate | skip | stale | failed | diverged | busy: what launching this job will do."""
     from gan_anneal.config import compose
@@ -204,7 +190,7 @@ def next_action(job: Job, spec: SweepSpec) -> str:
     except NothingToDo as nothing:
         if nothing.outcome != "done":
             return nothing.outcome
-        return "skip" if evaluated(run.path, (spec.evaluate or {}).get("metrics")) else "evaluate"
+        return "skip" if has_metrics(run.path, (spec.evaluate or {}).get("metrics")) else "evaluate"
     return "resume" if start.resume else "train"
 
 
@@ -386,7 +372,7 @@ def _status(path: Path, spec: SweepSpec) -> str:
     from gan_anneal.results.rundir import RunDir
 
     status = RunDir(path).read_summary().get("status", "missing")
-    if status == "done" and not evaluated(path, (spec.evaluate or {}).get("metrics")):
+    if status == "done" and not has_metrics(path, (spec.evaluate or {}).get("metrics")):
         return "not evaluated"
     return status
 

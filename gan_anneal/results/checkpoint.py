@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +36,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(path: Path, state: dict[str, Any], previous: Path | None = None) -> None:
     """Write `path` atomically; with `previous`, the file it replaces is kept there (moved only once the new one
     is complete, so some readable checkpoint exists at every instant)."""
-    from gan_anneal.results.rundir import follow_umask  # noqa: I001 (rundir imports this module lazily)
+    from gan_anneal.results.files import atomic_path
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".last.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        follow_umask(tmp)
+    with atomic_path(path, "wb") as f:
+        torch.save(state, f)
         if previous is not None and path.is_file():
             os.replace(path, previous)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict[str, Any]:

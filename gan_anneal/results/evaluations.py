@@ -11,7 +11,11 @@ so records written before evaluations were kept (only `fidelity`) read the same.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+from gan_anneal.metric_names import PRIMARY_KEY
 
 
 def protocol_key(protocol: dict[str, Any]) -> str:
@@ -61,3 +65,15 @@ def choose(record: dict[str, Any], num_samples: int | None = None, extractor: st
     if not matching:
         return None
     return max(matching, key=lambda e: ((e.get("protocol") or {}).get("num_samples") or 0, e == latest))
+
+
+def has_metrics(path: str | Path, metrics: str | None) -> bool:
+    """Whether a run's latest evaluation holds every metric asked for (a comma list; nothing asked: True)."""
+    if not metrics:
+        return True
+    try:
+        numbers = json.loads((Path(path) / "eval.json").read_text())["fidelity"]["metrics"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    names = [m.strip() for m in str(metrics).split(",") if m.strip()]
+    return all(PRIMARY_KEY[m] in numbers for m in names if m in PRIMARY_KEY)

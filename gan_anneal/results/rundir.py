@@ -16,43 +16,16 @@ import json
 import os
 import platform
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from gan_anneal.results.files import atomic_write_text, follow_umask  # noqa: F401 (re-exported)
+
 STATUSES = ("running", "done", "failed", "diverged", "interrupted")
 LOCK_STALE_S = 600  # a lock from another host whose heartbeat is older than this is taken over
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def follow_umask(path: str | os.PathLike) -> None:
-    """mkstemp creates files 0600; give them the mode an ordinary open() would (group members on a cluster
-    can then read runs and share caches)."""
-    os.chmod(path, 0o666 & ~_umask())
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        follow_umask(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def package_versions() -> dict[str, str]:

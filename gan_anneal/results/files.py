@@ -1,0 +1,43 @@
+"""Atomic writes, once: a temporary file in the same folder, flushed to disk, given the umask's mode, then
+renamed, so readers never see half a file (run records, checkpoints, caches). A leaf: no torch, no ganneal."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | os.PathLike) -> None:
+    """mkstemp creates files 0600; give them the mode an ordinary open() would (group members on a cluster
+    can then read runs and share caches)."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+@contextmanager
+def atomic_path(path: Path, mode: str = "w"):
+    """Yield an open temporary file; on a clean exit it is synced and renamed to `path`, else removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        follow_umask(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as f:
+        f.write(text)
