@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from gan_anneal.data.targets import Target
+if TYPE_CHECKING:  # the type only: evaluation needs no data code at run time
+    from gan_anneal.data.targets import Target
 
 
 def _pyplot():
