@@ -112,10 +112,10 @@ def test_named_sweeps_plan_the_42_run_grid(tmp_path):
     assert jobs[1].path == str(tmp_path / "rkl" / "static_-0.1_seed1") and jobs[-1].path.endswith("wgan/oa_seed2")
     assert "anneal.lam=-0.1" in jobs[1].overrides and "divergence=rkl" in jobs[1].overrides
     assert len(plan_jobs(load_sweep("toy_table"), tmp_path, seeds=[0])) == 18
-    mnist = load_sweep("mnist_table")  # make mnist-table: the grid at seed 0, then 4 columns at seeds 1 and 2
-    first = plan_jobs(mnist, tmp_path, seeds=[0])
-    extra = plan_jobs(mnist, tmp_path, columns=["0", "PMA", "NMA", "OA"], seeds=[1, 2])
-    assert len(first) == 42 and len(extra) == 24 and not {j.path for j in first} & {j.path for j in extra}
+    mnist = load_sweep("mnist_table")  # make mnist-table: 4 columns at seeds 0-3, then the grid at seed 0
+    verdict = plan_jobs(mnist, tmp_path, columns=["0", "PMA", "NMA", "OA"])
+    grid = plan_jobs(mnist, tmp_path, seeds=[0])
+    assert len(verdict) == 48 and len(grid) == 42 and len({j.path for j in verdict} | {j.path for j in grid}) == 78
     assert "experiment=mnist_cpu" in first[0].overrides and mnist.evaluate["extractor"] == "ganneal-mnist"
 
 
