@@ -116,7 +116,7 @@ def test_named_sweeps_plan_the_42_run_grid(tmp_path):
     verdict = plan_jobs(mnist, tmp_path, columns=["0", "PMA", "NMA", "OA"])
     grid = plan_jobs(mnist, tmp_path, seeds=[0])
     assert len(verdict) == 48 and len(grid) == 42 and len({j.path for j in verdict} | {j.path for j in grid}) == 78
-    assert "experiment=mnist_cpu" in first[0].overrides and mnist.evaluate["extractor"] == "ganneal-mnist"
+    assert "experiment=mnist_cpu" in grid[0].overrides and mnist.evaluate["extractor"] == "ganneal-mnist"
 
 
 def test_sweep_bad_input_and_missing_prerequisites():
