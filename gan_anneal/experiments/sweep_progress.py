@@ -17,9 +17,9 @@ from typing import Callable
 # A run's cost relative to JSD at λ = 0 on the CPU digit GAN (benchmarks/profile_steps.py, docs/performance.md):
 # keyed by divergence and the terms a schedule uses (0: none, +: the data score, −: the online model score, ±: both).
 RELATIVE_COST = {
-    ("jsd", "0"): 1.0, ("jsd", "+"): 1.5, ("jsd", "-"): 2.2, ("jsd", "±"): 2.4,
-    ("rkl", "0"): 2.0, ("rkl", "+"): 2.5, ("rkl", "-"): 3.0, ("rkl", "±"): 3.3,
-    ("wgan", "0"): 2.6, ("wgan", "+"): 3.1, ("wgan", "-"): 3.6, ("wgan", "±"): 3.9,
+    ("jsd", "0"): 1.0, ("jsd", "+"): 1.55, ("jsd", "-"): 2.06, ("jsd", "±"): 2.6,
+    ("rkl", "0"): 4.85, ("rkl", "+"): 5.7, ("rkl", "-"): 9.0, ("rkl", "±"): 9.5,
+    ("wgan", "0"): 5.0, ("wgan", "+"): 5.3, ("wgan", "-"): 10.4, ("wgan", "±"): 10.9,
 }
 TERMS = {"pma": "+", "nma": "-", "oa": "±"}
 
