@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from gan_anneal.results.rundir import RunDir
+
 # A run's cost relative to JSD at λ = 0 on the CPU digit GAN (benchmarks/profile_steps.py, docs/performance.md):
 # keyed by divergence and the terms a schedule uses (0: none, +: the data score, −: the online model score, ±: both).
 RELATIVE_COST = {
@@ -114,7 +116,8 @@ class SweepProgress:
             folder = Path(job.path)
             summary = _read(folder / "summary.json")
             seconds = done.get(job.path)
-            state = (summary.get("status"), summary.get("steps"))
+            step = RunDir(folder).current_step() if summary.get("status") == "running" else summary.get("steps")
+            state = (summary.get("status"), step)
             if state != self.seen.get(job.path) and state[0] is not None:
                 self.seen[job.path] = state
                 total = summary.get("total_steps", "?")
@@ -126,7 +129,7 @@ class SweepProgress:
             if job.path in done:
                 continue
             summary = _read(Path(job.path) / "summary.json")
-            fraction = min(1.0, (summary.get("steps") or 0) / max(1, summary.get("total_steps") or 1))
+            fraction = min(1.0, (RunDir(job.path).current_step() or 0) / max(1, summary.get("total_steps") or 1))
             if costs[job.path] is None:
                 unknown += 1
             else:

@@ -55,10 +55,7 @@ def _age(path: Path) -> float:
 
 def _current_step(record: RunRecord, status: str) -> int | None:
     """A running run's summary.json moves at checkpoints only; its metrics.jsonl at every log_every steps."""
-    if status != "running":
-        return record.steps
-    logged = [r.get("step") for r in RunDir(record.path).read_metrics()[-1:]]
-    return max([s for s in [record.steps, *logged] if isinstance(s, int)], default=None)
+    return RunDir(record.path).current_step() if status == "running" else record.steps
 
 
 def list_runs(root: str | Path) -> list[RunLine]:

@@ -278,6 +278,13 @@ class RunDir:
                 continue
         return records
 
+    def current_step(self) -> int | None:
+        """How far a run has got: its last logged step (metrics.jsonl moves every log_every steps), else the
+        checkpointed step in summary.json."""
+        logged = [r.get("step") for r in self.read_metrics()[-1:] if isinstance(r.get("step"), int)]
+        steps = self.read_summary().get("steps")
+        return max([*logged, *([steps] if isinstance(steps, int) else [])], default=None)
+
     def truncate_metrics(self, last_step: int) -> None:
         """On resume, forget records logged after the checkpoint (and any torn line): they will be logged again."""
         if not (self.path / "metrics.jsonl").exists():
