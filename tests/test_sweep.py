@@ -270,3 +270,23 @@ def test_a_killed_joblib_sweep_started_again_redoes_no_finished_job(tmp_path):
         assert path.stat().st_mtime_ns == mtime  # a finished job ended at once: nothing rewritten
     for path in summaries:
         assert_complete(path.parent)
+
+
+def test_committed_cell_records_without_checkpoints_count_as_done(tmp_path):
+    """records/<sweep> keeps config, .hydra, summary, evaluations and metrics of each cell, never checkpoints: a
+    later launch must take such a finished cell as done and train only what is missing."""
+    import shutil
+
+    out = tmp_path / "toy"
+    args = ["toy_table", "--out", str(out), "--jobs", "1", "--divergences", "jsd", "--columns=0", "--seeds", "0,1",
+            *TINY]
+    assert cli("sweep", *args, "--seeds", "0").exit_code == 0
+    cell = out / "jsd" / "static_0_seed0"
+    shutil.rmtree(cell / "checkpoints")
+    shutil.rmtree(cell / "samples", ignore_errors=True)
+    before = (cell / "summary.json").read_bytes()
+    dry = cli("sweep", *args, "--dry-run")
+    assert dry.exit_code == 0 and f"skip         {cell}" in dry.output and "train        " in dry.output
+    assert cli("sweep", *args).exit_code == 0
+    assert (cell / "summary.json").read_bytes() == before  # not retrained
+    assert json.loads((out / "jsd" / "static_0_seed1" / "summary.json").read_text())["status"] == "done"
