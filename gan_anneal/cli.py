@@ -139,6 +139,8 @@ def train(
     from gan_anneal.hydra_app import OUTCOMES
     from gan_anneal.runner import EXIT_CODES
 
+    OUTCOMES.clear()  # this command's jobs only (an earlier call in the same process left its own)
+
     existed = _deepest_existing(Path(str(first.hydra.run.dir)))
     argv = ["ganneal"]
     if multirun:

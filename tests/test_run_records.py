@@ -10,6 +10,30 @@ from pathlib import Path
 
 import pytest
 
+@pytest.fixture
+def run_cli():
+    """`ganneal ARGS` in this process (Typer's runner): the same CLI as a user's, without a fresh interpreter's
+    seconds of imports for each call."""
+    import os
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from gan_anneal.cli import app
+
+    def _run(*args: str, cwd: Path | None = None):
+        old = os.getcwd()
+        if cwd is not None:
+            os.chdir(cwd)
+        try:
+            result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+        finally:
+            os.chdir(old)
+        return SimpleNamespace(returncode=result.exit_code, stdout=result.output, stderr="")
+
+    return _run
+
+
 SHORT = ["train.steps=20", "train.log_every=10", "train.checkpoint_every=10", "train.sample_every=0",
          "train.eval_samples=200", "train.progress=false"]
 
