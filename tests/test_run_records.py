@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+
 @pytest.fixture
 def run_cli():
     """`ganneal ARGS` in this process (Typer's runner): the same CLI as a user's, without a fresh interpreter's
