@@ -1,7 +1,7 @@
 """The headline toy step (`ganneal train divergence=rkl anneal=oa`) with each Adam implementation, in one run.
 
 PyTorch's default Adam on a CPU (a Python loop over parameters) is the baseline; ganneal builds the fused one
-(gan_anneal/train/optimizers.py). The variants take turns in blocks of steps so that machine noise hits all of
+(gan_anneal/optimizers.py). The variants take turns in blocks of steps so that machine noise hits all of
 them alike; the first block is warm-up. Prints steps/s per block and the ratio to the baseline.
 
     python benchmarks/optimizer_step.py [--blocks 4] [--steps 150]

@@ -88,8 +88,8 @@ def train_probe(exp, measure: str, steps: int, *, batch_size: int = 64, lr: floa
     `progress(done)` is called every 25 steps."""
     from gan_anneal.models import build_models
     from gan_anneal.objectives.divergences import build_divergence
+    from gan_anneal.optimizers import adam
     from gan_anneal.train.build import as_dict
-    from gan_anneal.train.optimizers import adam
 
     if measure not in PROBE_DIVERGENCES:
         raise UserError(f"Unknown probe '{measure}'. Valid: {', '.join(PROBE_DIVERGENCES)}.")

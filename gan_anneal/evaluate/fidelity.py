@@ -171,6 +171,23 @@ def reference_cache_key(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
 
 
+class full_fp32:
+    """A context with TF32 off (matmuls and cuDNN), restored on exit: evaluation reports fp32 numbers."""
+
+    def __enter__(self):
+        import torch  # here, not at the top: bad-input paths of `ganneal evaluate` stay torch-free
+
+        self.saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self.saved
+        return False
+
+
 def compute_metrics(input1, input2, metrics: list[str], *, extractor: str, weights_path: Path | None,
                     num_samples: int | None = None, batch_size: int = 64, is_splits: int = 10,
                     kid_subset_size: int = 1000, input2_cache_name: str | None = None,
@@ -202,8 +219,6 @@ def compute_metrics(input1, input2, metrics: list[str], *, extractor: str, weigh
     if input2_cache_name is not None and binary:
         kwargs["input2_cache_name"] = input2_cache_name
         kwargs["cache_root"] = str(cache_root)
-    from gan_anneal.train.precision import full_fp32
-
     with full_fp32():  # TF32 stays off inside evaluation: the metrics are fp32 numbers
         raw = torch_fidelity.calculate_metrics(**kwargs)
     return {TORCH_FIDELITY_KEYS[k]: float(v) for k, v in raw.items() if k in TORCH_FIDELITY_KEYS}
@@ -456,7 +471,7 @@ class Fidelity:
                                   "weights_sha256": self.weights_sha,
                                   "stand_in": options.extractor == TINY},
             "torch_fidelity": torch_fidelity.__version__,
-            "tf32": False,  # off inside evaluation (train/precision.py full_fp32)
+            "tf32": False,  # off inside evaluation (full_fp32)
             "quantisation": "uint8, round((x + 1) * 127.5); grey repeated to 3 channels",
             "noise_seed": options.seed,
             "batch_size": options.batch_size,

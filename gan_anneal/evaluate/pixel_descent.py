@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from gan_anneal.errors import UserError
-from gan_anneal.train.optimizers import adam
+from gan_anneal.optimizers import adam
 
 
 def pixel_descent(run_dir, *, critic_steps: int = 1000, steps: int = 300, lr: float = 0.01, n: int = 2000,

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from gan_anneal.models.mlp import mlp
+from gan_anneal.optimizers import adam
 from gan_anneal.results.checkpoint import load_checkpoint, save_checkpoint
-from gan_anneal.train.optimizers import adam
 
 
 class ScoreMLP(nn.Module):

@@ -21,6 +21,7 @@ from gan_anneal.objectives.divergences import Divergence, build_divergence
 from gan_anneal.objectives.generator_updates import build_generator_update
 from gan_anneal.objectives.regularizers import Regularizer
 from gan_anneal.objectives.schedules import Schedule, build_schedule
+from gan_anneal.optimizers import adam
 from gan_anneal.score.dsm import (
     OnlineDenoisingScore,
     build_score_network,
@@ -28,7 +29,6 @@ from gan_anneal.score.dsm import (
     pretrained_data_score,
 )
 from gan_anneal.score.exact import ExactScore
-from gan_anneal.train.optimizers import adam
 
 
 def resolve_device(settings: DictConfig, model_threads: int | None = None) -> torch.device:

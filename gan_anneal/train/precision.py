@@ -7,7 +7,7 @@
 
 `backend_settings` applies the CUDA defaults an expert would choose for training (cuDNN autotuning unless
 deterministic, TF32 matmuls and convolutions) and returns what it set, which every run records in summary.json.
-Evaluation (`ganneal evaluate`) turns TF32 off again with `full_fp32()`: metrics are reported in fp32.
+Evaluation (`ganneal evaluate`) turns TF32 off again (evaluate/fidelity.py full_fp32): metrics are fp32 numbers.
 
 Under bf16/fp16 only the generator's and critic's forward passes run in autocast; their outputs are cast back
 to fp32 (a forward hook), so losses, the gradient penalty (computed outside autocast by the loop), score
@@ -42,19 +42,6 @@ def backend_settings(device: torch.device, deterministic: bool = False) -> dict:
     torch.backends.cudnn.allow_tf32 = True
     return {"device": "cuda", "gpu": torch.cuda.get_device_name(device), "cudnn_benchmark": not deterministic,
             "cudnn_deterministic": bool(deterministic), "tf32": True, "cuda": torch.version.cuda}
-
-
-class full_fp32:
-    """A context with TF32 off (matmuls and cuDNN), restored on exit: evaluation reports fp32 numbers."""
-
-    def __enter__(self):
-        self.saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-        return self
-
-    def __exit__(self, *exc):
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self.saved
-        return False
 
 
 class Precision:
