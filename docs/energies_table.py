@@ -45,7 +45,7 @@ def recompute(run_path: Path) -> None:
 
 
 def main(root: str, redo: bool = False) -> None:
-    from gan_anneal.evaluate.energy_figure import schedule_label
+    from gan_anneal.experiments.energy_figure import schedule_label
     from gan_anneal.results.rundir import RunDir
 
     if redo:

@@ -42,7 +42,7 @@ def train(out: Path, overrides: list[str]) -> None:
 
 
 def profile(run: Path) -> None:
-    from gan_anneal.evaluate.critic_probe import load_run
+    from gan_anneal.experiments.critic_probe import load_run
 
     run_dir, exp, _ = load_run(run)  # the run's experiment with its generator; the critic and scores below
     state = run_dir.load_checkpoint()

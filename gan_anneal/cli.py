@@ -411,7 +411,7 @@ def figure(
         fail(f"--samples must be a positive integer, got {samples}.")
     _check_output_path(out, PLOT_SUFFIXES, "figure")
     from gan_anneal.errors import UserError
-    from gan_anneal.evaluate.energy_figure import energy_figure
+    from gan_anneal.experiments.energy_figure import energy_figure
 
     try:
         path = energy_figure(run_a, run_b, out, n_samples=samples, seed=seed)
@@ -474,11 +474,11 @@ def evaluate(
         run_probes = None
         if measures:
             try:
-                from gan_anneal.evaluate.critic_probe import run_probes
+                from gan_anneal.experiments.critic_probe import run_probes
             except ModuleNotFoundError as error:
-                if error.name != "gan_anneal.evaluate.critic_probe":
+                if error.name != "gan_anneal.experiments.critic_probe":
                     raise
-                raise UserError("--probe needs gan_anneal.evaluate.critic_probe (the BGAN fresh-critic "
+                raise UserError("--probe needs gan_anneal.experiments.critic_probe (the BGAN fresh-critic "
                                 "evaluation), which this installation does not have.") from None
         if options.metrics:
             from gan_anneal.evaluate.fidelity import evaluate_run

@@ -195,7 +195,7 @@ def test_binary_mnist_threshold_and_stochastic():
 
 
 def test_text_run_trains_resumes_state_and_is_probed(train_run, tmp_path):
-    from gan_anneal.evaluate.critic_probe import run_probes
+    from gan_anneal.experiments.critic_probe import run_probes
     from gan_anneal.results.checkpoint import load_checkpoint
 
     corpus = tiny_corpus(tmp_path / "corpus.txt")

@@ -63,7 +63,7 @@ def test_a_toy_run_keeps_its_best_sample_metric(train_run):
     best = min(records, key=lambda r: r["eval/kl_target_model"])
     assert run.read_summary()["best"]["step"] == best["step"]
     assert torch.load(run.best_checkpoint, weights_only=True)["step"] == best["step"]
-    from gan_anneal.evaluate.critic_probe import load_run  # what `ganneal evaluate --probe --checkpoint` reads
+    from gan_anneal.experiments.critic_probe import load_run  # what `ganneal evaluate --probe --checkpoint` reads
 
     assert load_run(run.path, checkpoint="best")[2] == best["step"]
     assert load_run(run.path, checkpoint="last")[2] == 60

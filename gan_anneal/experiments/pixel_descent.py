@@ -8,7 +8,7 @@
 
 The proxy loss keeps pushing samples towards larger F, beyond the data; the boundary loss stops at F = 0.
 
-    python -m gan_anneal.evaluate.pixel_descent RUN_DIR --critic-steps 1000 --steps 300 --lr 0.01
+    python -m gan_anneal.experiments.pixel_descent RUN_DIR --critic-steps 1000 --steps 300 --lr 0.01
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from gan_anneal.optimizers import adam
 
 def pixel_descent(run_dir, *, critic_steps: int = 1000, steps: int = 300, lr: float = 0.01, n: int = 2000,
                   snapshots: int = 4, seed: int = 0, device: str = "cpu") -> dict:
-    from gan_anneal.evaluate.critic_probe import load_run
+    from gan_anneal.experiments.critic_probe import load_run
     from gan_anneal.objectives.divergences import build_divergence
     from gan_anneal.results.checkpoint import load_checkpoint
     from gan_anneal.train.build import as_dict
