@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gan_anneal.data.targets import gauss1d, grid, ring
-from gan_anneal.evaluate.toy import histogram_kl, mode_metrics, toy_metrics
+from gan_anneal.data.toy_metrics import histogram_kl, mode_metrics, toy_metrics
 
 
 def test_ring_and_grid_geometry():
@@ -105,7 +105,7 @@ def test_the_toy_picture_names_target_and_samples_in_a_legend():
     import matplotlib.pyplot as plt
 
     from gan_anneal.data import build_dataset
-    from gan_anneal.evaluate.plots import draw_samples
+    from gan_anneal.data.toy_pictures import draw_samples
 
     target = build_dataset({"name": "ring8"})
     fig, ax = plt.subplots()

@@ -277,7 +277,8 @@ class EnergyTarget(Target):
         ax.set_title(title, fontsize=9)
 
     def save_picture(self, samples: Tensor, path, title: str = "") -> None:
-        from gan_anneal.evaluate.plots import _pyplot, save_figure
+        from gan_anneal.figures import pyplot as _pyplot
+        from gan_anneal.figures import save_figure
 
         plt = _pyplot()
         lo, hi = self.box

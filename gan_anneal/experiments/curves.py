@@ -56,7 +56,8 @@ def plot_curves(run_dirs: list[str], metrics: list[str], out: Path, labels: list
         if metric not in known:
             raise UserError(f"No run logged '{metric}'. Logged: {', '.join(known)}.")
     labels = labels or [run_label(r) for r in runs]
-    from gan_anneal.evaluate.plots import _pyplot, save_figure
+    from gan_anneal.figures import pyplot as _pyplot
+    from gan_anneal.figures import save_figure
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), dpi=100, squeeze=False)

@@ -43,7 +43,8 @@ def _label(run: RunDir) -> str:
 
 def energy_figure(run_a: str, run_b: str, out: str | Path, n_samples: int = 3000, seed: int = 0) -> Path:
     """run_a: with annealing; run_b: without. Writes a PNG and returns its path."""
-    from gan_anneal.evaluate.plots import _pyplot, save_figure
+    from gan_anneal.figures import pyplot as _pyplot
+    from gan_anneal.figures import save_figure
     from gan_anneal.models import build_models
     from gan_anneal.results.checkpoint import load_checkpoint
     from gan_anneal.train.build import as_dict, build_experiment

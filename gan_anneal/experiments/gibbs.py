@@ -125,7 +125,8 @@ def markdown_table(rows: list[GibbsRow]) -> str:
 
 
 def plot(rows: list[GibbsRow], path: Path) -> None:
-    from gan_anneal.evaluate.plots import _pyplot, save_figure
+    from gan_anneal.figures import pyplot as _pyplot
+    from gan_anneal.figures import save_figure
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)

@@ -23,7 +23,8 @@ def schedule_curves(cfg: DictConfig, points: int = 1000) -> dict[str, list[float
 
 def plot_schedules(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
     """One panel per coefficient, one line per named schedule."""
-    from gan_anneal.evaluate.plots import _pyplot, save_figure
+    from gan_anneal.figures import pyplot as _pyplot
+    from gan_anneal.figures import save_figure
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.2), dpi=100)

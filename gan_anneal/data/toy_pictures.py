@@ -1,4 +1,4 @@
-"""Pictures of samples against the target density (matplotlib, no display needed)."""
+"""Pictures of a toy target's samples against its density (matplotlib, no display needed)."""
 
 from __future__ import annotations
 
@@ -7,27 +7,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:  # the type only: evaluation needs no data code at run time
+from gan_anneal.figures import pyplot, save_figure
+
+if TYPE_CHECKING:  # the type only: targets.py imports this module when it draws
     from gan_anneal.data.targets import Target
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path) -> Path:
-    """Lay out, write (creating the folder) and close a matplotlib figure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    _pyplot().close(fig)
-    return path
 
 
 def density_grid(target: Target, resolution: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,7 +55,7 @@ def draw_samples(ax, target: Target, samples: torch.Tensor, title: str = "") -> 
 
 
 def save_sample_plot(target: Target, samples: torch.Tensor, path: Path, title: str = "") -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     draw_samples(ax, target, samples, title)
     save_figure(fig, path)
