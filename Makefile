@@ -58,7 +58,7 @@ mnist-table:        ## Table 1 in miniature on mnist_small: λ=0/PMA/NMA/OA at s
 	ganneal table $(MNIST_TABLE) --format markdown --out $(MNIST_TABLE)/table.md && \
 	echo "make mnist-table: $$(( ($$(date +%s) - start) / 60 )) min of wall time for this invocation"
 
-# Benchmarks (issue 8): ganneal's step vs a bare PyTorch loop, FLOP/s vs the matmul peak, evaluate vs
+# Benchmarks: ganneal's step vs a bare PyTorch loop, FLOP/s vs the matmul peak, evaluate vs
 # torch-fidelity, parallel sweeps. Prints a table, writes benchmarks/results/bench-<time>.json (docs/benchmarks.md).
 bench:              ## the benchmark table (CPU, about 3-6 minutes on an idle 2-core machine)
 	$(PY) benchmarks/bench.py

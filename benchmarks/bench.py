@@ -1,4 +1,4 @@
-"""ganneal's benchmarks (issue 8): one process, one run, medians over interleaved repeats after warm-up.
+"""ganneal's benchmarks: one process, one run, medians over interleaved repeats after warm-up.
 
     make bench                          # = python benchmarks/bench.py
     python benchmarks/bench.py --quick  # fewer repeats (a smoke run, a minute or two)

@@ -1,4 +1,4 @@
-"""Sanity figures of the ganneal-mnist extractor (issue 17), printed as a markdown table:
+"""Sanity figures of the ganneal-mnist extractor, printed as a markdown table:
 held-out accuracy, FID of real held-out digits / noisy digits / uniform noise against the 4,000 training digits,
 IS of the held-out digits and of one digit repeated.   python benchmarks/digits_sanity.py"""
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16: everything ganneal measures on a CUDA machine, in one call of at most ~8.5 minutes (the step limits
+# Everything ganneal measures on a CUDA machine, in one call of at most ~8.5 minutes (the step limits
 # below add up to 495 s), with no network.
 #   OUT=/some/dir bash benchmarks/gpu.sh       (OUT unset: benchmarks/results/gpu-<time>/)
 # The machine is expected to have Python 3.12 with torch, torchvision, numpy, scipy, matplotlib, scikit-learn,

@@ -1,4 +1,4 @@
-"""The GPU measurements of issue 16, run by benchmarks/gpu.sh (each section on its own, so one failure sinks none).
+"""The GPU measurements, run by benchmarks/gpu.sh (each section on its own, so one failure sinks none).
 
     python benchmarks/gpu_bench.py step        --out DIR   # DCGAN-32: ganneal's step vs a bare loop, fp32/TF32/bf16,
                                                            # channels_last, compile; achieved FLOP/s vs matmul rate

@@ -510,7 +510,7 @@ def _print_fidelity(console, result: dict) -> None:
 
 
 
-# Sweeps and tables (issue 6) -------------------------------------------------------------------------------
+# Sweeps and tables -------------------------------------------------------------------------------
 
 def _split_list(text: Optional[str]) -> Optional[list[str]]:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None

@@ -92,7 +92,7 @@ class Schema:
     generator_update: Any = MISSING
     model_score: Any = MISSING  # the online model score of the entropy term
     logger: Any = MISSING  # logger=[jsonl,csv,tensorboard]: one node per selected writer (results/loggers.py)
-    # BGAN (issue 7): a top-level generator-loss choice that the f-divergence configs interpolate, and the
+    # BGAN: a top-level generator-loss choice that the f-divergence configs interpolate, and the
     # discrete estimator's settings (`bgan.samples_per_z=20`).
     generator_loss: Optional[str] = None
     bgan: Any = MISSING

@@ -1,4 +1,4 @@
-"""Issue 14: results you can trust. Tables never average unlike runs; every input is checked before work starts
+"""Results you can trust. Tables never average unlike runs; every input is checked before work starts
 (exit 2, one message, no traceback, no run directory left behind); Hydra's flags, --version and the config
 listing work."""
 
@@ -334,7 +334,7 @@ def test_the_kind_table_covers_every_registered_dataset():
     assert {p.stem for p in (Path(CONF_DIR) / "dataset").glob("*.yaml")} <= set(DATASETS.names())
 
 
-# -- issue 15: finding runs ----------------------------------------------------------------------------------
+# -- finding runs ----------------------------------------------------------------------------------
 
 def test_runs_lists_done_interrupted_stale_and_failed_runs(tmp_path):
     import subprocess

@@ -1,4 +1,4 @@
-"""The fast path's device options (issue 8) change nothing numerically beyond their documented tolerances.
+"""The fast path's device options change nothing numerically beyond their documented tolerances.
 
 Tolerances (docs/benchmarks.md), measured on one training step from the same seed and initial weights:
   device.precision=fp32 (default), device.channels_last on an MLP   bit-for-bit

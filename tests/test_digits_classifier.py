@@ -1,4 +1,4 @@
-"""`--extractor ganneal-mnist` (issue 17): the shipped digit classifier and IS / FID made with its features.
+"""`--extractor ganneal-mnist`: the shipped digit classifier and IS / FID made with its features.
 
 Each check can fail: held-out accuracy of the shipped weights; FID of real held-out digits against the
 training digits far below that of noise; FID growing with added pixel noise; IS of real digits near the

@@ -1,4 +1,4 @@
-"""Targets known only through an energy (issue 4): normalising constants, metrics, the ramp, the poor start,
+"""Targets known only through an energy: normalising constants, metrics, the ramp, the poor start,
 a short run from an energy, and the figure."""
 
 from __future__ import annotations

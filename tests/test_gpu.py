@@ -1,4 +1,4 @@
-"""Issue 16: the CUDA path, checked where a GPU exists (benchmarks/gpu.sh runs `pytest -m gpu`); skipped elsewhere.
+"""The CUDA path, checked where a GPU exists (benchmarks/gpu.sh runs `pytest -m gpu`); skipped elsewhere.
 
 - a CUDA training run of each divergence, with each regulariser, ends `done` with finite numbers and records the
   backend it chose (TF32 on, cuDNN autotuning on);

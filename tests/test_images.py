@@ -1,4 +1,4 @@
-"""Image data sets (issue 5): torchvision's on-disk formats (fabricated), the offline digit sets, DCGAN models,
+"""Image data sets: torchvision's on-disk formats (fabricated), the offline digit sets, DCGAN models,
 the convolutional score network, the generator EMA, and a short image training run writing sample grids."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Sweeps (issue 6): Hydra multirun with the basic, joblib and submitit-local launchers, the named sweeps and
+"""Sweeps: Hydra multirun with the basic, joblib and submitit-local launchers, the named sweeps and
 `ganneal sweep`'s resume after a kill, and the CIFAR-10 table pipeline at smoke size (fabricated data,
 stand-in extractor)."""
 
@@ -107,7 +107,7 @@ def test_named_sweeps_plan_the_42_run_grid(tmp_path):
         assert len(jobs) == 42 and len({j.path for j in jobs}) == 42
         assert [j.column for j in jobs[:14]] == ["-50", "-10", "-1", "-0.1", "-0.01", "0", "0.01", "0.1", "1", "10",
                                                  "50", "PMA", "NMA", "OA"]
-    jobs = plan_jobs(load_sweep("toy_table"), tmp_path)  # the issue-12 toy table: 3 × 6 columns × 3 seeds
+    jobs = plan_jobs(load_sweep("toy_table"), tmp_path)  # the toy table: 3 × 6 columns × 3 seeds
     assert len(jobs) == 54 and [j.column for j in jobs[:18:3]] == ["-0.1", "0", "0.1", "PMA", "NMA", "OA"]
     assert jobs[1].path == str(tmp_path / "rkl" / "static_-0.1_seed1") and jobs[-1].path.endswith("wgan/oa_seed2")
     assert "anneal.lam=-0.1" in jobs[1].overrides and "divergence=rkl" in jobs[1].overrides

@@ -1,4 +1,4 @@
-"""`ganneal table` (issue 6): Table 1 layout, mean ± std over seeds, best per row, failed / diverged / missing
+"""`ganneal table`: Table 1 layout, mean ± std over seeds, best per row, failed / diverged / missing
 cells, markdown / CSV / LaTeX, and the published numbers of Tao et al. (2019) shipped as data."""
 
 from __future__ import annotations

@@ -100,7 +100,7 @@ def test_cli_single_run_and_resume(tmp_path, run_cli):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "done"
     assert (run_dir / ".hydra" / "overrides.yaml").exists()
-    # provenance (issue 15): the command as typed, the host, start and end, the versions, the source revision
+    # provenance: the command as typed, the host, start and end, the versions, the source revision
     assert summary["command"].startswith("ganneal train train.steps=30")
     assert summary["host"] and summary["started_at"] <= summary["finished_at"] and "torch" in summary["versions"]
     assert summary["backend"] == {"device": "cpu", "threads": 1}  # the toy MLP's cpu_threads (model/mlp.yaml)
@@ -196,7 +196,7 @@ SYNC_METHODS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__boo
     ["divergence=bgan_js", "generator_update.name=boundary_logz"],
 ])
 def test_a_training_step_makes_no_host_sync_between_logging_steps(overrides, monkeypatch, make_cfg):
-    """Issue 16: no .item() / .cpu() / float(tensor) ... in ganneal's own code inside a step; the loop converts the
+    """no .item() / .cpu() / float(tensor) ... in ganneal's own code inside a step; the loop converts the
     step's tensors to numbers only on logging steps. On a GPU each of these would stall the queue."""
     import sys
 

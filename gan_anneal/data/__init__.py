@@ -20,7 +20,7 @@ DATASETS.register("digits")(images.digits)
 for _name, _energy in ENERGIES.items():  # targets known only through an energy ψ (data/energies.py)
     DATASETS.register(_name)(_energy)
 
-from gan_anneal.data.discrete import mnist_binary, quantized, text  # noqa: E402  (BGAN, issue 7)
+from gan_anneal.data.discrete import mnist_binary, quantized, text  # noqa: E402  (BGAN)
 
 DATASETS.register("mnist_binary")(mnist_binary)  # binarised mnist_small digits (threshold / stochastic)
 DATASETS.register("quantized")(quantized)  # 16-colour images, one-hot, k-means palette

@@ -37,7 +37,7 @@ def load_mnist_small() -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _load_mnist_small_cached() -> np.ndarray:
-    try:  # prefer the image datasets' loader when it exists (issue 5)
+    try:  # prefer the image datasets' loader when it exists
         from gan_anneal.data import images  # type: ignore
 
         loader = getattr(images, "load_mnist_small", None)

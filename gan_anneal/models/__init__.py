@@ -34,7 +34,7 @@ def _mlp(data_shape, z_dim: int = 2, hidden: int = 128, depth: int = 3, init: st
     return generator, MLPCritic(x_dim, hidden, depth)
 
 
-from gan_anneal.models.discrete import discrete_dcgan, text_resnet  # noqa: E402  (BGAN, issue 7)
+from gan_anneal.models.discrete import discrete_dcgan, text_resnet  # noqa: E402  (BGAN)
 
 MODELS.register("discrete_dcgan")(discrete_dcgan)  # Bernoulli / categorical DCGAN heads for binary or quantised images
 MODELS.register("text_resnet")(text_resnet)  # 1-D conv residual nets for one-hot character sequences
@@ -42,7 +42,7 @@ MODELS.register("text_resnet")(text_resnet)  # 1-D conv residual nets for one-ho
 
 from functools import partial  # noqa: E402
 
-from gan_anneal.models.dcgan import dcgan  # noqa: E402  (images, issue 5)
+from gan_anneal.models.dcgan import dcgan  # noqa: E402  (images)
 
 MODELS.register("dcgan")(dcgan)  # DCGAN for any power-of-two image size
 MODELS.register("dcgan32")(partial(dcgan, resolution=32, name="dcgan32"))  # DESIGN.md decision 6

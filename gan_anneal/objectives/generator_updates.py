@@ -24,7 +24,7 @@ class Reparameterised:
 GENERATOR_UPDATES: Registry = Registry("generator update")
 GENERATOR_UPDATES.register("reparam")(Reparameterised)
 
-from gan_anneal.objectives.policy_gradient import BoundaryLogZ, PolicyGradient  # noqa: E402  (BGAN, issue 7)
+from gan_anneal.objectives.policy_gradient import BoundaryLogZ, PolicyGradient  # noqa: E402  (BGAN)
 
 GENERATOR_UPDATES.register("policy_gradient")(PolicyGradient)  # discrete BGAN: M samples per z, w̃ = softmax_m F
 GENERATOR_UPDATES.register("boundary_logz")(BoundaryLogZ)  # continuous BGAN: ½·(F − log Z_EMA)²

@@ -160,7 +160,7 @@ class Regularizer:
 
     def _running(self, key: str, value: torch.Tensor) -> torch.Tensor:
         """The running mean (momentum self.momentum) of a per-sample norm: a float64 tensor on the samples' device,
-        so no step waits for the device (issue 16); the same IEEE arithmetic as a Python float."""
+        so no step waits for the device; the same IEEE arithmetic as a Python float."""
         value = value.detach().double()
         previous = self.score_norms[key]
         fresh = isinstance(previous, float) and previous == 0.0  # a Python float until the first update

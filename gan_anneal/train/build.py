@@ -71,7 +71,7 @@ def build_data_score(cfg: DictConfig, target: Target, data_shape, device, log):
 
 def surrogate_reduction(setting: str, data_shape) -> str:
     """regularizer.reduction=auto: the sum over dimensions for flat data (β = 1 + λ exact: the toys, the Gibbs
-    check), the mean for images, where the sum collapsed every static |λ| ≥ 10 on mnist_small (README, issue 17)."""
+    check), the mean for images, where the sum collapsed every static |λ| ≥ 10 on mnist_small (README)."""
     if setting != "auto":
         return setting
     return "mean" if len(data_shape) > 1 else "sum"

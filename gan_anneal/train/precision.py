@@ -1,4 +1,4 @@
-"""Device options of the fast path (issue 8): numeric precision, memory layout and compilation.
+"""Device options of the fast path: numeric precision, memory layout and compilation.
 
     device.precision      fp32 (default) | bf16 (autocast) | fp16 (autocast + a gradient scaler per optimiser)
     device.channels_last  convolution weights (and so activations) in NHWC layout; a no-op for MLPs
