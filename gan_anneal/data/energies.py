@@ -1,4 +1,4 @@
-"""Targets known only through an energy ψ(x): μ(x) ∝ exp(−ψ(x)) (Tao et al., 2019, Fig. 6; DESIGN.md decision 5).
+"""Targets known only through an energy ψ(x): μ(x) ∝ exp(−ψ(x)) (Tao et al., 2019, Fig. 6; docs/design.md decision 5).
 
 No sample of the target is ever drawn for training. `sample(n)` returns samples of a broad reference ν
 (uniform on a box, or a wide Gaussian): they are the critic's "data". With an RKL-GAN whose data are ν and the

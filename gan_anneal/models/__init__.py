@@ -45,7 +45,7 @@ from functools import partial  # noqa: E402
 from gan_anneal.models.dcgan import dcgan  # noqa: E402  (images)
 
 MODELS.register("dcgan")(dcgan)  # DCGAN for any power-of-two image size
-MODELS.register("dcgan32")(partial(dcgan, resolution=32, name="dcgan32"))  # DESIGN.md decision 6
+MODELS.register("dcgan32")(partial(dcgan, resolution=32, name="dcgan32"))  # docs/design.md decision 6
 MODELS.register("dcgan64")(partial(dcgan, resolution=64, name="dcgan64"))  # CelebA 64×64
 
 

@@ -1,6 +1,6 @@
 """DCGAN generator and critic for square images whose side is a power of two (8 … 128).
 
-For 32×32 (DESIGN.md decision 6, `model=dcgan32`):
+For 32×32 (docs/design.md decision 6, `model=dcgan32`):
     G: z (128) → linear → 4×4×512, BN, ReLU → [4×4 transposed conv, stride 2, BN, ReLU] × 3 (256, 128, 64
        channels; 8, 16, 32 pixels) → 3×3 conv to the image's channels → tanh (values in [−1, 1]).
     D: [4×4 conv, stride 2, LeakyReLU 0.2] × 3 (64, 128, 256 channels; 16, 8, 4 pixels) → linear → one raw

@@ -9,7 +9,7 @@ The generator loss becomes  L_adv − w_lik·R_lik(G(z)) − w_ent·R_ent(G(z)),
 
 With the RKL-GAN's KL(ρ‖μ) = −H(ρ) − E_ρ[log μ], the loss KL − w_lik·E[log μ] − w_ent·H has the optimum
 ρ ∝ μ^β with β = (1 + w_lik)/(1 + w_ent). Each regulariser maps the scheduled λ to the two weights
-(DESIGN.md decision 1):
+(docs/design.md decision 1):
 
   regularizer=likelihood  λ ≥ 0: w_lik = λ                      (β = 1 + λ, sharper)
   regularizer=entropy     λ ≥ 0: w_ent = λ                      (β = 1/(1 + λ), flatter)

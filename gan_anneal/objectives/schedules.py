@@ -1,6 +1,6 @@
 """Annealing schedules: pure functions (step, total steps) → λ. Nothing to save on resume.
 
-With s = step / total on the generator-iteration clock (DESIGN.md decision 4):
+With s = step / total on the generator-iteration clock (docs/design.md decision 4):
     static  λ
     pma     +λ₀·d(s)                  positive, shrinking to 0
     nma     −λ₀·d(s)                  negative, shrinking to 0

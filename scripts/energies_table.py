@@ -1,6 +1,6 @@
 """Aggregate the energy runs (annealed vs plain, several seeds) into the markdown table of docs/energies.md.
 
-usage: python docs/energies_table.py runs/energies [--recompute]
+usage: python scripts/energies_table.py runs/energies [--recompute]
 --recompute re-evaluates each run's final metrics with the current metric code: it restores the RNG state saved
 with the last checkpoint, so it draws exactly the samples the training loop evaluated, and rewrites `metrics`
 in summary.json (the old values are kept under `metrics_previous`).

@@ -3,9 +3,9 @@
 At the optimum ρ = N(0, v) the RKL critic is F* = log μ/ρ, so dF*/dx = −x·(1 − 1/v), and the model score is −x/v.
 This prints both next to what the run learnt, and how much of ρ lies beyond every data sample the critic saw.
 
-    python docs/gibbs_critic_profile.py train runs/g50 regularizer=entropy anneal.lam=50 [--quadratic]
-    python docs/gibbs_critic_profile.py profile runs/g50 [--quadratic]
-    python docs/gibbs_critic_profile.py score-noise 41        # the online model score on fixed N(0, 41) samples
+    python scripts/gibbs_critic_profile.py train runs/g50 regularizer=entropy anneal.lam=50 [--quadratic]
+    python scripts/gibbs_critic_profile.py profile runs/g50 [--quadratic]
+    python scripts/gibbs_critic_profile.py score-noise 41        # the online model score on fixed N(0, 41) samples
 
 --quadratic is a diagnostic, not a product option: it adds a learnable a·x² to the MLP critic, so that the critic's
 family contains log N(0, 1)/N(0, v) everywhere, also where no data sample ever lands.
