@@ -247,7 +247,7 @@ def command_folder_name(overrides: list[str], limit: int = 80) -> str:
     import hashlib
     import re
 
-    chosen = sorted(o for o in overrides if not o.startswith(("hydra.", "+hydra.")))
+    chosen = sorted(o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/")))  # where, not what
     text = ",".join(chosen) or "defaults"
     safe = re.sub(r"[^A-Za-z0-9=.,_+-]", "_", text)
     if safe == text and len(safe) <= limit:
@@ -668,14 +668,14 @@ def table(
         names = list(metric or default_metrics(records, images))
         tables = build_tables(records, names, reference=ref, planned=planned, digits=digits)
         text = render(tables, fmt)
-        verdict = ""
+        differences = ""
         if against is not None:
-            from gan_anneal.results.compare import compare, render_differences
+            from gan_anneal.results.compare import verdict
             from gan_anneal.results.table import metric_by_name
 
-            verdict = "".join("\n" + render_differences(compare(records, metric_by_name(m), against),
-                                                        metric_by_name(m), against) for m in names)
-            text += verdict
+            differences = verdict(records, [metric_by_name(m) for m in names], against)
+            if fmt == "markdown":  # CSV and LaTeX stay machine-readable: the verdict goes to the terminal only
+                text += differences
     except UserError as error:
         fail(str(error))
     if fmt == "rich":
@@ -687,10 +687,12 @@ def table(
         console = Console(width=max(console.width, text_width(tables)))  # a cut table is useless; let it wrap
         for t in rich_tables(tables):
             console.print(t)
-        if verdict:
-            typer.echo(verdict, nl=False)
+        if differences:
+            typer.echo(differences, nl=False)
     else:
         typer.echo(text, nl=False)
+        if differences and fmt != "markdown":
+            typer.echo(differences, nl=False, err=True)
     if out:
         Path(out).write_text(text)
         typer.echo(f"written: {out}", err=True)

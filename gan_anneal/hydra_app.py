@@ -1,5 +1,5 @@
-"""The Hydra entry point behind `ganneal train`: Hydra's own machinery gives run and sweep directories,
-`.hydra/` records, and launcher plugins (joblib, submitit) for multirun."""
+"""The Hydra entry point behind `ganneal train`: Hydra's own machinery gives run and sweep directories and
+launcher plugins (joblib, submitit) for multirun; the `.hydra/` record is ganneal's, written once a run starts."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def hydra_train(cfg: DictConfig) -> str:
 
         record_job(hydra_cfg.sweep.dir, hydra_cfg.runtime.output_dir, outcome, last_error())
     if outcome == "done" and cfg.evaluate.get("after_training"):
-        evaluate_after_training(hydra_cfg.runtime.output_dir, cfg.evaluate.metrics)
+        evaluate_after_training(hydra_cfg.runtime.output_dir, cfg.evaluate)
     OUTCOMES.append(outcome)
     if outcome in ("interrupted", "terminated"):  # Ctrl-C / SIGTERM stops the whole sweep, not just this job
         raise SweepInterrupted(f"stopped at job {hydra_cfg.job.get('num', 0)}; its checkpoint is kept", outcome)
@@ -78,7 +78,7 @@ def parallel_launcher_jobs(hydra_cfg) -> int:
     return (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
 
 
-def evaluate_after_training(run_dir: str, metrics: str) -> None:
+def evaluate_after_training(run_dir: str, cfg_evaluate) -> None:
     """IS / FID of a finished job into its eval.json, unless it is there already. A failed evaluation leaves the
     run done and writes eval_error.txt; the next launch of the sweep evaluates again."""
     import traceback
@@ -88,7 +88,7 @@ def evaluate_after_training(run_dir: str, metrics: str) -> None:
     from gan_anneal.runner import console
 
     path = Path(run_dir)
-    if has_metrics(path, metrics):
+    if has_metrics(path, cfg_evaluate.get("metrics"), cfg_evaluate.get("num_samples"), cfg_evaluate.get("extractor")):
         return
     from gan_anneal.evaluate.fidelity import evaluate_run, resolve_options
 

@@ -158,10 +158,58 @@ def test_retyping_a_multirun_command_continues_the_same_sweep(run_cli, tmp_path)
     assert {p: p.read_bytes() for p in sweep.rglob("summary.json")} == finished
 
 
-def test_a_rerun_joblib_multirun_reports_its_finished_jobs(run_cli, tmp_path):
+def test_a_rerun_joblib_multirun_reports_its_finished_jobs(tmp_path):
+    """In fresh interpreters, as typed: joblib's reusable workers would keep this command's environment (the swept
+    keys that name job folders) for later tests in this process."""
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+
+    def run_cli(*args):
+        done = subprocess.run([sys.executable, "-m", "gan_anneal.cli", *args], capture_output=True, text=True,
+                              timeout=300)
+        return SimpleNamespace(returncode=done.returncode, stdout=done.stdout, stderr=done.stderr)
+
     command = ["train", "-m", *SHORT, "train.steps=10", "seed=0,1", "hydra/launcher=joblib",
                "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     assert run_cli(*command).returncode == 0
     again = run_cli(*command)
     assert again.returncode == 0 and "sweep finished: 2 done" in again.stdout, again.stdout + again.stderr
+
+
+def test_a_merge_under_one_protocol_keeps_the_earlier_fields():
+    from gan_anneal.results.evaluations import add_evaluation
+
+    first = _entry(2000, 40.0)
+    first["protocol"]["is_splits"] = 10
+    record, _ = add_evaluation({}, first)
+    prc = _entry(2000, 40.0, metrics=("prc",))
+    prc["protocol"]["is_splits"] = None
+    record, _ = add_evaluation(record, prc)
+    assert record["fidelity"]["protocol"]["is_splits"] == 10
+
+
+def test_a_sweep_counts_a_run_evaluated_when_any_kept_evaluation_matches_its_protocol(tmp_path):
+    from gan_anneal.results.evaluations import add_evaluation, has_metrics
+
+    full = _entry(5000, 40.0, metrics=("is", "fid", "prc"))
+    full["metrics"] = {"is_mean": 5.0, "fid": 40.0, "precision": 0.6, "recall": 0.5}
+    record, _ = add_evaluation({}, full)
+    record, _ = add_evaluation(record, _entry(1000, 41.0, metrics=("fid",)))  # a later, smaller look
+    (tmp_path / "eval.json").write_text(json.dumps(record))
+    assert has_metrics(tmp_path, "is,fid,prc", 5000, "ganneal-mnist")
+    assert not has_metrics(tmp_path, "is,fid,prc", 5000, "inception-v3-compat")
+    assert not has_metrics(tmp_path, "is,fid,prc", 1000, "ganneal-mnist")
+
+
+def test_the_launcher_does_not_name_a_multirun_folder():
+    from gan_anneal.cli import command_folder_name
+
+    plain = command_folder_name(["seed=0,1", "train.steps=10"])
+    assert plain == "seed=0,1,train.steps=10"
+    assert command_folder_name(["hydra/launcher=joblib", "seed=0,1", "train.steps=10",
+                                "hydra.launcher.n_jobs=2"]) == plain
+    odd = command_folder_name(["seed=0,1", "dataset.path=~/ünï dir"])  # made safe, told apart by a hash
+    assert odd.startswith("dataset.path=") and odd.isascii() and " " not in odd and "/" not in odd

@@ -190,3 +190,19 @@ def test_a_column_against_lambda_zero_gets_a_welch_interval_and_a_reading(tmp_pa
     result = runner.invoke(app,
                            ["table", str(root), "--metric", "fid", "--against", "0", "--format", "markdown"])
     assert result.exit_code == 0 and "| jsd | OA | 3 vs 3 | -12.0 |" in result.output, result.output
+
+
+def test_against_takes_a_column_as_typed_and_refuses_one_that_is_absent(tmp_path):
+    from gan_anneal.cli import app
+
+    root = tmp_path / "runs"
+    for seed in (0, 1):
+        fake_run(root, "jsd", "static", 0, seed, "done", {"fid": 40.0 + seed})
+        fake_run(root, "jsd", "oa", 1.0, seed, "done", {"fid": 30.0 + seed})
+    shown = runner.invoke(app, ["table", str(root), "--metric", "fid", "--against", "0.0", "-f", "markdown"])
+    assert shown.exit_code == 0 and "| jsd | OA | 2 vs 2 | -10.0 |" in shown.output
+    absent = runner.invoke(app, ["table", str(root), "--metric", "fid", "--against", "pma"])
+    assert absent.exit_code == 2 and "no run here is in column PMA" in " ".join(absent.output.split())
+    out = tmp_path / "t.csv"
+    runner.invoke(app, ["table", str(root), "--metric", "fid", "--against", "0", "-f", "csv", "-o", str(out)])
+    assert "Welch" not in out.read_text()  # the CSV stays machine-readable

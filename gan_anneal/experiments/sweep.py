@@ -174,6 +174,12 @@ def fabricated_root(spec: SweepSpec, out: Path) -> Path:
 
 # What each job's folder holds ----------------------------------------------------------------------------
 
+def evaluated(path: Path, spec: SweepSpec) -> bool:
+    """Whether the run holds the sweep's evaluation (its metrics, sample count and extractor)."""
+    ev = spec.evaluate or {}
+    return has_metrics(path, ev.get("metrics"), ev.get("num_samples"), ev.get("extractor"))
+
+
 def next_action(job: Job, spec: SweepSpec) -> str:
     """train | resume | evaluate | skip | stale | failed | diverged | busy: what launching this job will do."""
     from gan_anneal.config import compose
@@ -190,7 +196,7 @@ def next_action(job: Job, spec: SweepSpec) -> str:
     except NothingToDo as nothing:
         if nothing.outcome != "done":
             return nothing.outcome
-        return "skip" if has_metrics(run.path, (spec.evaluate or {}).get("metrics")) else "evaluate"
+        return "skip" if evaluated(run.path, spec) else "evaluate"
     return "resume" if start.resume else "train"
 
 
@@ -354,7 +360,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher:
 
         chosen = launcher_overrides(launcher, jobs)
         parallel = jobs if launcher == "joblib" else 1
-        with SweepProgress(planned, parallel, log, every_s=progress_every_s,
+        running = [job for job in planned if actions[job.path] in ("train", "resume", "evaluate")]
+        with SweepProgress(running, parallel, log, every_s=progress_every_s,
                            measured=plan_jobs(spec, out, extra)) as progress:
             log(progress.poll(quiet=True))
             for block in launch_blocks(spec, out, extra, divergences, columns, seeds):
@@ -372,7 +379,7 @@ def _status(path: Path, spec: SweepSpec) -> str:
     from gan_anneal.results.rundir import RunDir
 
     status = RunDir(path).read_summary().get("status", "missing")
-    if status == "done" and not has_metrics(path, (spec.evaluate or {}).get("metrics")):
+    if status == "done" and not evaluated(path, spec):
         return "not evaluated"
     return status
 

@@ -40,6 +40,8 @@ def save_checkpoint(path: Path, state: dict[str, Any], previous: Path | None = N
 
     with atomic_path(path, "wb") as f:
         torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())  # the new file is whole on disk before the old one steps aside
         if previous is not None and path.is_file():
             os.replace(path, previous)
 

@@ -9,6 +9,7 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,11 +160,11 @@ def sweep_outcomes(sweep_dir: str | Path, since: float = 0.0) -> list[str]:
     logged = {}
     for entry in read_jobs_log(sweep_dir):
         if entry.get("time", 0) >= since - 1:
-            logged[str(Path(str(entry.get("job"))).absolute())] = entry.get("outcome", "unknown")
+            logged[os.path.abspath(str(entry.get("job")))] = entry.get("outcome", "unknown")
     outcomes = list(logged.values())
     for hydra_dir in sorted(sweep_dir.rglob(".hydra")):
         job = hydra_dir.parent
-        if hydra_dir.stat().st_mtime < since - 1 or str(job.absolute()) in logged:
+        if hydra_dir.stat().st_mtime < since - 1 or os.path.abspath(job) in logged:
             continue
         summary = job / "summary.json"
         try:

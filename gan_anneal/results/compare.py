@@ -52,11 +52,21 @@ def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple
     return diff - half, diff + half
 
 
+def baseline_column(text: str) -> str:
+    """--against as a column key: a number as the table prints it (0.0 → 0), a schedule in capitals (oa → OA)."""
+    try:
+        return f"{float(text):g}"
+    except ValueError:
+        return text.upper()
+
+
 def compare(records: list[RunRecord], metric: Metric, baseline: str = "0") -> list[Difference]:
+    """Each column against the baseline, within one setting (callers split unlike runs first: split_settings)."""
     values: dict[tuple[str, str], list[float]] = {}
     for r in records:
-        if r.status == "done" and metric.key in r.metrics:
-            values.setdefault((r.divergence, r.column), []).append(float(r.metrics[metric.key]))
+        value = r.metrics.get(metric.key)
+        if r.status == "done" and value is not None and math.isfinite(float(value)):  # a NaN is no sample
+            values.setdefault((r.divergence, r.column), []).append(float(value))
     found = []
     for (divergence, column), vals in sorted(values.items(), key=lambda kv: (kv[0][0], column_order(kv[0][1]))):
         base = values.get((divergence, baseline))
@@ -68,11 +78,31 @@ def compare(records: list[RunRecord], metric: Metric, baseline: str = "0") -> li
     return found
 
 
-def render_differences(found: list[Difference], metric: Metric, baseline: str = "0") -> str:
-    lines = [f"{metric.name} difference against λ = {baseline} (column − baseline; 95% Welch t interval over seeds)",
+def render_differences(found: list[Difference], metric: Metric, baseline: str = "0", setting: str = "") -> str:
+    against = f"λ = {baseline}" if baseline[:1].isdigit() or baseline[:1] == "-" else baseline
+    lines = [f"{metric.name} difference against {against}{f' ({setting})' if setting else ''} (column − baseline; "
+             "95% Welch t interval over seeds)",
              "", "| divergence | column | seeds | difference | 95% interval | reading |", "|---|---|---|---|---|---|"]
     for d in found:
         interval = f"[{d.low:+.{metric.digits}f}, {d.high:+.{metric.digits}f}]" if d.low is not None else "—"
         lines.append(f"| {d.divergence} | {d.column} | {d.n} vs {d.n_baseline} | {d.difference:+.{metric.digits}f} "
                      f"| {interval} | {d.reading(metric)} |")
     return "\n".join(lines) + "\n"
+
+
+def verdict(records: list[RunRecord], metrics: list[Metric], against: str) -> str:
+    """The differences for each metric and each setting of runs (never pooled across settings), as markdown."""
+    from gan_anneal.errors import UserError
+    from gan_anneal.results.settings import split_settings
+
+    baseline = baseline_column(against)
+    columns = sorted({r.column for r in records})
+    if baseline not in columns:
+        raise UserError(f"--against {against}: no run here is in column {baseline}. Columns present: "
+                        f"{', '.join(sorted(columns, key=column_order))}.")
+    parts = []
+    for setting in split_settings(records):
+        for metric in metrics:
+            parts.append(render_differences(compare(setting.records, metric, baseline), metric, baseline,
+                                            setting.label))
+    return "".join("\n" + part for part in parts)

@@ -46,7 +46,8 @@ def add_evaluation(record: dict[str, Any], entry: dict[str, Any]) -> tuple[dict[
         metrics = {**old.get("metrics", {}), **entry.get("metrics", {})}
         asked = list(dict.fromkeys([*(old.get("protocol") or {}).get("metrics", []),
                                     *(entry.get("protocol") or {}).get("metrics", [])]))
-        entry = {"metrics": metrics, "protocol": {**entry.get("protocol", {}), "metrics": asked}}
+        newer = {k: v for k, v in (entry.get("protocol") or {}).items() if v is not None}
+        entry = {"metrics": metrics, "protocol": {**(old.get("protocol") or {}), **newer, "metrics": asked}}
     kept[key] = entry
     return {**record, "evaluations": kept, "fidelity": entry}, key
 
@@ -67,13 +68,24 @@ def choose(record: dict[str, Any], num_samples: int | None = None, extractor: st
     return max(matching, key=lambda e: ((e.get("protocol") or {}).get("num_samples") or 0, e == latest))
 
 
-def has_metrics(path: str | Path, metrics: str | None) -> bool:
-    """Whether a run's latest evaluation holds every metric asked for (a comma list; nothing asked: True)."""
+def has_metrics(path: str | Path, metrics: str | None, num_samples: int | None = None,
+                extractor: str | None = None) -> bool:
+    """Whether one kept evaluation of a run (of `num_samples` with `extractor`, when given) holds every metric asked
+    for (a comma list; nothing asked: True)."""
     if not metrics:
         return True
     try:
-        numbers = json.loads((Path(path) / "eval.json").read_text())["fidelity"]["metrics"]
-    except (OSError, ValueError, KeyError, TypeError):
+        record = json.loads((Path(path) / "eval.json").read_text())
+    except (OSError, ValueError):
         return False
     names = [m.strip() for m in str(metrics).split(",") if m.strip()]
-    return all(PRIMARY_KEY[m] in numbers for m in names if m in PRIMARY_KEY)
+    wanted = [PRIMARY_KEY[m] for m in names if m in PRIMARY_KEY]
+    for entry in all_evaluations(record if isinstance(record, dict) else {}).values():
+        protocol = entry.get("protocol") or {}
+        if num_samples is not None and protocol.get("num_samples") != int(num_samples):
+            continue
+        if extractor not in (None, "auto") and (protocol.get("feature_extractor") or {}).get("name") != extractor:
+            continue
+        if all(key in (entry.get("metrics") or {}) for key in wanted):
+            return True
+    return False
