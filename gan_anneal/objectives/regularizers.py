@@ -35,7 +35,7 @@ from gan_anneal.errors import UserError
 
 NEGATIVE_MODES = ("entropy", "data", "raw")
 FORCES = ("unit", "critic")  # regularizer.force: what a normalised term's force w is measured in
-LEGACY_NEGATIVE = {"symmetric": "data"}  # the name `data` had before 2026-12-01 (stored run configs)
+LEGACY_NEGATIVE = {"symmetric": "data"}  # an earlier name of `data`, in stored run configs
 
 Weights = tuple[float, float]  # (w_lik, w_ent)
 
