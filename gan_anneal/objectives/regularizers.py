@@ -40,7 +40,7 @@ LEGACY_NEGATIVE = {"symmetric": "data"}  # an earlier name of `data`, in stored 
 Weights = tuple[float, float]  # (w_lik, w_ent)
 
 
-REDUCTIONS = ("sum", "mean")  # regularizer.reduction: over the data dimensions (DESIGN open point O7)
+REDUCTIONS = ("sum", "mean")  # regularizer.reduction: over the data dimensions (docs/design.md decision 2)
 
 
 def score_surrogate(x: torch.Tensor, score: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
@@ -109,7 +109,7 @@ class Regularizer:
             raise UserError(f"Unknown regularizer '{name}'. Valid choices: {', '.join(WEIGHT_MAPS)}.")
         self.name, self.negative = name, check_negative(negative)
         self.data_score, self.model_score = data_score, model_score
-        # regularizer.normalize (DESIGN open point O7): divide each term by the running mean of its score's
+        # regularizer.normalize (docs/design.md decision 2): divide each term by the running mean of its score's
         # per-sample norm, so that w is a force in the units of a critic whose input gradient is O(1). λ then
         # weighs forces; β = 1 + λ no longer holds.
         self.normalize, self.momentum = normalize, momentum
