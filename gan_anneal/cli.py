@@ -64,6 +64,18 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _expand_device(overrides: list[str]) -> list[str]:
+    """`device=cuda:K` is short for the cuda group on GPU K (`device=cuda device.name=cuda:K`)."""
+    expanded = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key == "device" and value.startswith("cuda:"):
+            expanded += ["device=cuda", f"device.name={value}"]
+        else:
+            expanded.append(override)
+    return expanded
+
+
 def _expand_resume(overrides: list[str], multirun: bool) -> list[str]:
     """`resume=DIR` is short for DIR's own overrides (DIR/.hydra/overrides.yaml) with hydra.run.dir=DIR, followed
     by the overrides given now; the result goes through Hydra like any command (so --cfg shows it)."""
@@ -120,7 +132,7 @@ def train(
     if "--hydra-help" in hydra_flags:
         _call_hydra(["ganneal", "--hydra-help"])
         return
-    overrides = _expand_resume(overrides, multirun)
+    overrides = _expand_device(_expand_resume(overrides, multirun))
     try:
         first = validate_cli_overrides(overrides, multirun)
     except UserError as error:
@@ -164,7 +176,7 @@ def train(
         typer.echo(f"sweep directory: {sweep_dir}")
         if outcomes and all(o == "bad-input" for o in outcomes):
             raise typer.Exit(2)
-        raise typer.Exit(1 if any(o != "done" for o in outcomes) else 0)
+        raise typer.Exit(1 if any(o not in ("done", *ON_THE_CLUSTER) for o in outcomes) else 0)
     raise typer.Exit(max((EXIT_CODES[o] for o in OUTCOMES), default=0))
 
 
@@ -384,12 +396,20 @@ def gibbs_check(
     Console().print(f"table, JSON and plot in [bold]{out}[/]")
 
 
+ON_THE_CLUSTER = ("queued", "running")  # outcomes of jobs a submit-and-leave launch left to SLURM
+
+
 def _report_sweep(outcomes: list[str]) -> None:
     from collections import Counter
 
     from rich.console import Console
 
     counts = Counter(outcomes)
+    if set(counts) & set(ON_THE_CLUSTER):  # submit and leave: the jobs end on the cluster, after this command
+        Console().print("sweep submitted: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+                        + " · `ganneal runs` on the sweep directory shows them as they finish; the same command "
+                          "again submits only what is neither finished nor queued")
+        return
     Console().print("sweep finished: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
 
 
@@ -540,8 +560,8 @@ def sweep(
                                       "runs/<name>)."),
     launcher: Optional[str] = typer.Option(None, "--launcher", help="Where the jobs run: basic (one after another "
                                            "in this process), joblib (side by side on this machine), "
-                                           "submitit_local, submitit_slurm (a cluster; hydra.launcher.* sets "
-                                           "partition, GPUs, time). Default: joblib (several jobs share one GPU or the cores)."),
+                                           "submitit_local, slurm (a cluster, with ganneal's requeue defaults; "
+                                           "hydra.launcher.* sets partition, GPUs, time), submitit_slurm (Hydra's own). Default: joblib (several jobs share one GPU or the cores)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="joblib: runs side by side, one torch thread each. "
                                        "Default: one per core on a CPU; 4 per GPU (docs/benchmarks.md)."),
     retry: bool = typer.Option(False, "--retry", help="Train afresh the jobs whose folder holds a failed run or a "
@@ -551,6 +571,8 @@ def sweep(
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Only these seeds, e.g. --seeds 0."),
     check: bool = typer.Option(False, "--check", help="Only check the prerequisites (GPU, data, weights)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List each run and what would be done with it."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="--launcher slurm: submit the jobs and return (log out; "
+                                 "the same command again submits only what is neither finished nor queued)."),
 ) -> None:
     """Run a named sweep as Hydra multiruns, resumably: finished jobs end at once, interrupted ones resume, stale
     or failed ones are retrained only with --retry. [dim]Examples: ganneal sweep toy_table ·
@@ -585,7 +607,7 @@ def sweep(
         on_gpu = _on_gpu(first_cfg.device.name)
         jobs = jobs or (GPU_JOBS if on_gpu else (os.cpu_count() or 1))
         launcher = launcher or ("joblib" if jobs > 1 else "basic")
-        launcher_overrides(launcher, jobs)
+        launcher_overrides(launcher, jobs, wait=not no_wait)
         problems = check_prerequisites(spec, overrides)
     except UserError as error:
         fail(str(error))
@@ -604,7 +626,8 @@ def sweep(
     try:
         report = run_sweep(spec, out_dir, overrides, launcher=launcher, jobs=jobs, retry=retry,
                            divergences=_split_list(divergences), columns=_split_list(columns), seeds=seed_list,
-                           log=lambda message: console.print(message, highlight=False, soft_wrap=True))
+                           log=lambda message: console.print(message, highlight=False, soft_wrap=True),
+                           wait=not no_wait)
     except UserError as error:
         fail(str(error))
     counts: dict[str, int] = {}
@@ -612,6 +635,9 @@ def sweep(
         counts[status] = counts.get(status, 0) + 1
     console.print(f"sweep {name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                   + f"; exit code {report.exit_code}; table: [bold]ganneal table {out_dir}[/]", soft_wrap=True)
+    if no_wait:
+        console.print(f"submitted: [bold]ganneal runs {out_dir}[/] shows the jobs as they finish", soft_wrap=True)
+        raise typer.Exit(report.exit_code)
     from gan_anneal.experiments.sweep_progress import measured_cost
 
     console.print(measured_cost(planned, jobs if launcher == "joblib" else 1), highlight=False)

@@ -278,7 +278,8 @@ def check_prerequisites(spec: SweepSpec, extra: list[str] = ()) -> list[str]:
 
 # The sweep -----------------------------------------------------------------------------------------------
 
-LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
+LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm", "slurm")  # slurm: ganneal's (cluster.md)
+ON_THE_CLUSTER = ("queued", "running")  # a job submit-and-leave left to SLURM
 
 
 @dataclass
@@ -294,8 +295,8 @@ class SweepReport:
 
         if self.interrupted:
             return EXIT_CODES[self.interrupted]
-        left = any(self.before.get(action) for action in ("stale", "failed", "busy"))  # reported, not trained
-        return 0 if not left and all(status in ("done", "diverged") for status in self.after.values()) else 1
+        ended = ("done", "diverged", *ON_THE_CLUSTER)  # stale, failed or busy jobs are reported, not trained
+        return 0 if all(status in ended for status in self.after.values()) else 1
 
 
 def write_manifest(spec: SweepSpec, out: Path, jobs: list[Job], extra: list[str]) -> None:
@@ -311,24 +312,26 @@ def write_manifest(spec: SweepSpec, out: Path, jobs: list[Job], extra: list[str]
     atomic_write_text(out / MANIFEST, OmegaConf.to_yaml(OmegaConf.create(data)))
 
 
-def launcher_overrides(launcher: str, jobs: int) -> list[str]:
+def launcher_overrides(launcher: str, jobs: int, wait: bool = True) -> list[str]:
     if launcher not in LAUNCHERS:
         raise UserError(f"--launcher {launcher!r}: valid choices are {', '.join(LAUNCHERS)}.")
+    if not wait and launcher != "slurm":
+        raise UserError("--no-wait submits to SLURM and returns: it needs --launcher slurm.")
     if launcher == "basic":
         return []
     chosen = [f"hydra/launcher={launcher}"]
     if launcher == "joblib":
         chosen.append(f"hydra.launcher.n_jobs={jobs}")
+    if not wait:
+        chosen.append("hydra.launcher.wait=false")
     return chosen
 
 
 def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher: str = "basic", jobs: int = 1,
               retry: bool = False, divergences: list[str] | None = None, columns: list[str] | None = None,
               seeds: list[int] | None = None, log: Callable[[str], None] = print,
-              progress_every_s: float = 60.0) -> SweepReport:
+              progress_every_s: float = 60.0, wait: bool = True) -> SweepReport:
     """Plan, report what each job will do, then launch the grid's blocks through Hydra with `launcher`."""
-    from gan_anneal.config import force_swept_group_keys
-
     out = Path(out).absolute()
     extra = list(extra)
     planned = plan_jobs(spec, out, extra, divergences, columns, seeds)
@@ -341,6 +344,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher:
                                         per_batch=int(spec.fabricate["cifar10"].get("per_batch", 64)))
         log(f"fabricated CIFAR-10 (random images, smoke only) in {root}")
     actions = {job.path: next_action(job, spec) for job in planned}
+    if launcher == "slurm":  # a job SLURM still holds is the cluster's (the launcher submits no second copy)
+        actions.update({path: state for path, state in cluster_states(out).items() if path in actions})
     for job in planned:
         action = actions[job.path]
         if action in ("stale", "failed") and retry:
@@ -358,21 +363,45 @@ def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher:
     if any(a in ("train", "resume", "evaluate") for a in actions.values()):
         from gan_anneal.experiments.sweep_progress import SweepProgress
 
-        chosen = launcher_overrides(launcher, jobs)
+        chosen = launcher_overrides(launcher, jobs, wait)
         parallel = jobs if launcher == "joblib" else 1
         running = [job for job in planned if actions[job.path] in ("train", "resume", "evaluate")]
-        with SweepProgress(running, parallel, log, every_s=progress_every_s,
-                           measured=plan_jobs(spec, out, extra)) as progress:
-            log(progress.poll(quiet=True))
-            for block in launch_blocks(spec, out, extra, divergences, columns, seeds):
-                interrupted = launch_multirun(force_swept_group_keys([*chosen, *block]))
-                if interrupted:
-                    break
+        blocks = launch_blocks(spec, out, extra, divergences, columns, seeds)
+        if wait:
+            with SweepProgress(running, parallel, log, every_s=progress_every_s,
+                               measured=plan_jobs(spec, out, extra)) as progress:
+                log(progress.poll(quiet=True))
+                interrupted = launch_each(blocks, chosen)
+        else:
+            interrupted = launch_each(blocks, chosen)
     left = {"stale": "stale, left as it was", "failed": "failed, left as it was", "busy": "busy elsewhere"}
-    after = {job.path: left.get(actions[job.path]) or _status(Path(job.path), spec) for job in planned}
+    on_cluster = cluster_states(out) if launcher == "slurm" else {}
+    after = {}
+    for job in planned:
+        status = _status(Path(job.path), spec)
+        unfinished = status not in ("done", "diverged")
+        after[job.path] = (unfinished and on_cluster.get(str(job.path))) or left.get(actions[job.path]) or status
     if interrupted:
         log("sweep interrupted: run `ganneal sweep` again to resume it (finished runs are kept).")
     return SweepReport(len(planned), counts, after, interrupted)
+
+
+def launch_each(blocks: list[list[str]], chosen: list[str]) -> str | None:
+    """Launch the blocks one after another; stop at the first interrupted one (its outcome)."""
+    from gan_anneal.config import force_swept_group_keys
+
+    for block in blocks:
+        interrupted = launch_multirun(force_swept_group_keys([*chosen, *block]))
+        if interrupted:
+            return interrupted
+    return None
+
+
+def cluster_states(out: Path) -> dict[str, str]:
+    """{job folder: queued | running} for the sweep's jobs that SLURM still holds."""
+    from gan_anneal.results.slurm_jobs import live_jobs
+
+    return {folder: state for folder, (_, state) in live_jobs(out).items()}
 
 
 def _status(path: Path, spec: SweepSpec) -> str:

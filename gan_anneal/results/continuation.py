@@ -97,3 +97,22 @@ def plan_start(run: RunDir, cfg: DictConfig, writer_alive: bool) -> Start:
         raise NothingToDo(f"{run.path} has already finished its {done_steps} steps with this config; nothing to do. "
                           "Extend it with train.steps=<more>.", "done")
     return Start(resume=run.has_checkpoint())
+
+
+def finished_outcome(path, cfg: DictConfig) -> str | None:
+    """'done' or 'diverged' when launching `cfg` into `path` would end at once (a finished run, evaluated where
+    the config evaluates after training); None when it would train, resume, evaluate or be refused."""
+    from gan_anneal.results.evaluations import has_metrics
+
+    run = RunDir(path)
+    try:
+        plan_start(run, cfg, writer_alive=run.writer_alive())
+    except NothingToDo as nothing:
+        evaluate = cfg.get("evaluate") or {}
+        if nothing.outcome == "done" and evaluate.get("after_training") and not has_metrics(
+                run.path, evaluate.get("metrics"), evaluate.get("num_samples"), evaluate.get("extractor")):
+            return None
+        return nothing.outcome if nothing.outcome in ("done", "diverged") else None
+    except UserError:
+        return None
+    return None

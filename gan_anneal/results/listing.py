@@ -71,6 +71,24 @@ def list_runs(root: str | Path) -> list[RunLine]:
         lines.append(RunLine(str(Path(r.path).relative_to(root)) if Path(r.path) != Path(root) else ".", status,
                              _current_step(r, status), int(total) if total is not None else None, settings,
                              {k: r.metrics[k] for k in KEY_METRICS if k in r.metrics}, round(_age(Path(r.path)), 1)))
+    return lines + submitted_lines(root)
+
+
+def submitted_lines(root: str | Path) -> list[RunLine]:
+    """The jobs a sweep submitted to SLURM (its slurm_jobs.jsonl) that have not started training yet: queued, or
+    gone from the queue without starting (cancelled, failed at start)."""
+    from gan_anneal.results.slurm_jobs import LEDGER, queue_states, read_ledger
+
+    lines = []
+    for ledger in sorted(Path(root).rglob(LEDGER)):
+        waiting = {f: j for f, j in read_ledger(ledger.parent).items() if not (Path(f) / "summary.json").exists()}
+        states = queue_states(sorted(set(waiting.values())))
+        for folder, job_id in sorted(waiting.items()):
+            state = states.get(job_id)
+            status = "queued" if state == "PENDING" else state.lower() if state else "never started"
+            where = Path(folder).relative_to(Path(root).absolute()) if Path(folder).is_absolute() else Path(folder)
+            lines.append(RunLine(str(where), status, None, None, {"slurm job": job_id}, {},
+                                 round(time.time() - ledger.stat().st_mtime, 1)))
     return lines
 
 

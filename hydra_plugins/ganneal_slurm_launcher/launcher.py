@@ -1,0 +1,87 @@
+"""Hydra's submitit SLURM launcher, split at its wait, with ganneal's job ledger around the submission.
+
+What it adds to `submitit_slurm`:
+- jobs whose folder already holds a finished run, or has a live SLURM job (results/slurm_jobs.py), are not
+  submitted again, so typing a sweep again after the login shell died submits only what is missing;
+- the decision and the submission happen under the sweep's submit lock: a second launch at once waits for it;
+- `wait=false` returns once the jobs are queued (submit and leave); requeues and resumes happen on the cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+from omegaconf import OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+
+
+class GannealSlurmLauncher(SlurmLauncher):
+    def __init__(self, wait: bool = True, **params: Any) -> None:
+        super().__init__(**params)
+        self.wait = bool(wait)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from gan_anneal.results.collect import record_job
+        from gan_anneal.results.slurm_jobs import live_jobs, record_submissions, submit_lock
+
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        with submit_lock(sweep_dir):
+            live = live_jobs(sweep_dir)
+            chosen, skipped = [], []
+            for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+                folder = self.job_folder(overrides, idx)
+                state = live.get(str(folder))
+                why = f"SLURM job {state[0]} is {state[1]}" if state else self.finished(folder, overrides)
+                if why:
+                    skipped.append(JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=why))
+                    record_job(sweep_dir, folder, state[1] if state else why)
+                    log.info(f"\t#{idx} : {os.path.relpath(folder, sweep_dir)}: {why}, not submitted")
+                else:
+                    chosen.append((idx, list(overrides), folder))
+            jobs = self.submit(chosen) if chosen else []
+            record_submissions(sweep_dir, {str(folder): job.job_id for (_, _, folder), job in zip(chosen, jobs)})
+        for (idx, _, folder), job in zip(chosen, jobs):
+            log.info(f"\t#{idx} : SLURM job {job.job_id} → {folder}")
+            if not self.wait:
+                record_job(sweep_dir, folder, "queued")
+        if not self.wait:
+            return skipped
+        return [*skipped, *(job.results()[0] for job in jobs)]
+
+    def job_folder(self, overrides: Sequence[str], idx: int) -> Path:
+        """The folder Hydra will give this job: the sweep config's dir/subdir, resolved for its overrides."""
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(cfg.hydra.job):
+            cfg.hydra.job.num = idx
+        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+
+    def finished(self, folder: Path, overrides: Sequence[str]) -> str | None:
+        """'done' when the folder's run is finished (and evaluated, where the job would evaluate it)."""
+        from gan_anneal.results.continuation import finished_outcome
+
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return finished_outcome(folder, cfg)
+
+    def submit(self, chosen: list[tuple[int, list[str], Path]]) -> list:
+        """Hydra's SlurmLauncher.launch up to its wait: the executor, then one array of the chosen jobs."""
+        import submitit
+
+        params = dict(self.params)
+        init = {"folder": params.pop("submitit_folder"), "slurm_max_num_timeout": params.pop("max_num_timeout")}
+        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
+        base = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        job_params = [(overrides, "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
+                      for idx, overrides, _ in chosen]
+        return executor.map_array(self, *zip(*job_params))
