@@ -69,7 +69,10 @@ def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None, record:
     had_run = run.exists()
     discard = False
     try:
-        experiment = build_experiment(cfg, log=lambda msg: console.print(f"[dim]{msg}[/]"))
+        built: list[str] = []  # what building said (e.g. where the data score came from), kept in train.log
+        experiment = build_experiment(cfg, log=lambda msg: (console.print(f"[dim]{msg}[/]"), built.append(msg)))
+        for line in built:  # only once the build succeeded: a refused start adds nothing to an existing run
+            run.log(line)
         summary = train(experiment, run, start, console=console, should_stop=should_stop, record=record)
     except UserError as error:  # the user's input: no status written, and a fresh directory is removed again
         _refused(str(error))

@@ -428,13 +428,24 @@ class Fidelity:
         a progress bar (or plain lines) over the images the extractor reads: the samples, then the reference
         images unless their statistics are cached. Training's own evaluation passes show_progress=False (its
         bar is already on screen)."""
+        from gan_anneal.results.files import compute_lock
+
+        if not BINARY_METRICS & set(self.options.metrics):
+            return self._measure(generator, num_samples, show_progress, reading=False)
+        # torch-fidelity writes the reference statistics only under this lock, so parallel jobs on an empty cache
+        # compute them once and nobody reads a file half-written
+        with compute_lock(self.options.cache_dir / f"{self.cache_name}.lock", "reference statistics", self.log):
+            if not self.reference_cached():
+                return self._measure(generator, num_samples, show_progress, reading=True)
+        return self._measure(generator, num_samples, show_progress, reading=False)
+
+    def _measure(self, generator, num_samples: int | None, show_progress: bool, reading: bool) -> dict[str, float]:
         from contextlib import nullcontext
 
         from gan_anneal.progress import StepProgress
 
         options = self.options
         n = int(num_samples or options.num_samples)
-        reading = bool(BINARY_METRICS & set(options.metrics)) and not self.reference_cached()
         total = n + (len(self.reference) if reading else 0)
         bar = StepProgress(f"features ({options.extractor})", total, log=self.log) if show_progress else None
         read = [0]

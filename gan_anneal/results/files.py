@@ -41,3 +41,26 @@ def atomic_path(path: Path, mode: str = "w"):
 def atomic_write_text(path: Path, text: str) -> None:
     with atomic_path(path) as f:
         f.write(text)
+
+
+@contextmanager
+def compute_lock(path: Path, what: str, log=print):
+    """Hold `path`'s file lock while computing something cached for many jobs (filelock; a soft lock where the
+    file system has no working flock, e.g. some NFS mounts), so N jobs starting on an empty cache compute it
+    once: the first computes, the others wait here and then load it. Says so when it has to wait."""
+    from filelock import FileLock, SoftFileLock, Timeout
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"{what}: another job is computing it ({path}); waiting for it")
+        lock.acquire()
+    except OSError:  # flock unsupported here: fall back to a lock file's existence
+        lock = SoftFileLock(str(path))
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

@@ -119,11 +119,20 @@ def pretrained_data_score(target, data_shape: tuple[int, ...], spec: dict, cache
     `patience` evaluations (0: never early); the network kept is the one with the lowest held-out loss. The
     record (held-out loss, steps, seconds) is stored beside the network as dsm-<key>.json and printed.
     """
-    from gan_anneal.progress import StepProgress
-    from gan_anneal.results.rundir import atomic_write_text
+    from gan_anneal.results.files import compute_lock
 
     net = build_score_network(data_shape, spec["hidden"], spec["depth"], spec.get("conv_hidden")).to(device)
     path = Path(cache_dir) / f"dsm-{cache_key(spec)}.pt"
+    with compute_lock(path.with_suffix(".lock"), "data score", log):  # N jobs on an empty cache train it once
+        _load_or_train(net, target, spec, path, device, log)
+    net.eval().requires_grad_(False)
+    return DenoisingScore(net, spec["sigma"])
+
+
+def _load_or_train(net: nn.Module, target, spec: dict, path: Path, device: torch.device, log) -> None:
+    from gan_anneal.progress import StepProgress
+    from gan_anneal.results.rundir import atomic_write_text
+
     record_path = path.with_suffix(".json")
     if path.exists():
         net.load_state_dict(load_checkpoint(path, map_location=device)["net"])
@@ -169,5 +178,3 @@ def pretrained_data_score(target, data_shape: tuple[int, ...], spec: dict, cache
         atomic_write_text(record_path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
         log(f"data score: held-out DSM loss {best:.4g} after {step} steps ({seconds:.0f} s)"
             + (", stopped: no improvement" if step < steps else ""))
-    net.eval().requires_grad_(False)
-    return DenoisingScore(net, spec["sigma"])
