@@ -3,6 +3,10 @@ launcher plugins (joblib, submitit) for multirun; the `.hydra/` record is gannea
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -39,7 +43,8 @@ def hydra_train(cfg: DictConfig) -> str:
     hydra_cfg = HydraConfig.get()
     if parallel_launcher_jobs(hydra_cfg) > 1 and not cfg.device.get("threads"):
         cfg.device.threads = 1  # parallel single-thread jobs beat one multi-thread job on small CPU models
-    outcome = run_training(cfg, hydra_cfg.runtime.output_dir, record=hydra_record(cfg, hydra_cfg))
+    with gpu_slot(cfg, hydra_cfg):
+        outcome = run_training(cfg, hydra_cfg.runtime.output_dir, record=hydra_record(cfg, hydra_cfg))
     if hydra_cfg.mode == RunMode.MULTIRUN:  # read back by the command that launched the sweep
         from gan_anneal.results.collect import record_job
         from gan_anneal.runner import last_error
@@ -78,11 +83,47 @@ def parallel_launcher_jobs(hydra_cfg) -> int:
     return (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
 
 
+@contextmanager
+def gpu_slot(cfg: DictConfig, hydra_cfg):
+    """Parallel joblib jobs on a machine with G GPUs: each job holds one of the launcher's N worker slots (a file
+    lock in the sweep dir) and trains on GPU slot % G, so the jobs spread round-robin over the GPUs and never
+    more than ceil(N / G) share one. A run that names its GPU (device=cuda:K), a CPU run, one GPU, or one job at
+    a time: nothing to choose. The GPU is recorded in summary.json's backend."""
+    slots = parallel_launcher_jobs(hydra_cfg)
+    if slots < 2 or cfg.device.name not in ("auto", "cuda"):
+        yield None
+        return
+    import torch  # here, not at the top: `ganneal --help` and bad input stay torch-free
+
+    gpus = torch.cuda.device_count()
+    if gpus < 2:
+        yield None
+        return
+    from filelock import FileLock, Timeout
+
+    folder = Path(str(hydra_cfg.sweep.dir)) / ".gpu_slots"
+    folder.mkdir(parents=True, exist_ok=True)
+    first = int(hydra_cfg.job.get("num") or 0) % slots
+    while True:  # a job waits only if more jobs run than the launcher has workers (another command's sweep)
+        for slot in [(first + k) % slots for k in range(slots)]:
+            lock = FileLock(str(folder / f"{slot}.lock"))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue
+            try:
+                torch.cuda.set_device(slot % gpus)
+                yield slot % gpus
+            finally:
+                lock.release()
+            return
+        time.sleep(1.0)
+
+
 def evaluate_after_training(run_dir: str, cfg_evaluate) -> None:
     """IS / FID of a finished job into its eval.json, unless it is there already. A failed evaluation leaves the
     run done and writes eval_error.txt; the next launch of the sweep evaluates again."""
     import traceback
-    from pathlib import Path
 
     from gan_anneal.results.evaluations import has_metrics
     from gan_anneal.runner import console

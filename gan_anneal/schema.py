@@ -250,7 +250,8 @@ def check_settings(cfg: DictConfig, reference: DictConfig | dict, groups: Sequen
                 f" (keys under {parent}: {_listed(siblings)})" if siblings else ""))
             continue
         group = key.rsplit(".", 1)[0]
-        if key.endswith(".name") and group in groups and value != defaults[key]:
+        one_gpu = key == "device.name" and defaults[key] == "cuda" and str(value).startswith("cuda:")  # device=cuda:K
+        if key.endswith(".name") and group in groups and value != defaults[key] and not one_gpu:
             problems.append(f"{key}={value}: choose the {group} with {group}=NAME, not by setting its name")
             continue
         rule = RULES.get(key)

@@ -39,9 +39,15 @@ def resolve_device(settings: DictConfig, model_threads: int | None = None) -> to
         torch.set_num_threads(int(threads))
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device=cuda was asked for, but PyTorch sees no CUDA device here. Use device=cpu or device=auto.")
-    return torch.device(name)
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device={name} was asked for, but PyTorch sees no CUDA device here. Use device=cpu or "
+                        "device=auto.")
+    if name.startswith("cuda:"):
+        index, count = name.split(":", 1)[1], torch.cuda.device_count()
+        if not index.isdigit() or int(index) >= count:
+            there = ", ".join(f"cuda:{k} ({torch.cuda.get_device_name(k)})" for k in range(count))
+            raise UserError(f"device={name}: this machine has {count} GPU{'s' * (count != 1)}: {there}.")
+    return torch.device(name)  # "cuda" is the current GPU: a parallel sweep's slot (hydra_app.gpu_slot) sets it
 
 
 def as_dict(node: DictConfig) -> dict:

@@ -40,7 +40,8 @@ def backend_settings(device: torch.device, deterministic: bool = False) -> dict:
     torch.backends.cudnn.deterministic = bool(deterministic)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    return {"device": "cuda", "gpu": torch.cuda.get_device_name(device), "cudnn_benchmark": not deterministic,
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return {"device": f"cuda:{index}", "gpu": torch.cuda.get_device_name(index), "cudnn_benchmark": not deterministic,
             "cudnn_deterministic": bool(deterministic), "tf32": True, "cuda": torch.version.cuda}
 
 
