@@ -9,6 +9,8 @@ from typing import List, Optional
 
 import typer
 
+from gan_anneal.defaults import shipped
+
 app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
@@ -440,25 +442,28 @@ def figure(
     typer.echo(f"wrote {path}")
 
 
+EVALUATE = shipped("evaluate")  # the defaults the evaluate options name in their help
+
+
 @app.command()
 def evaluate(
     run_dir: str = typer.Argument(..., help="A run directory (the folder `ganneal train` printed)."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: is,fid,kid,prc (prc: precision and recall, k = 3) or none. "
-                                          "Default: the run's evaluate.metrics (is,fid)."),
-    num_samples: Optional[int] = typer.Option(None, "--num-samples", "-n", help="Generated samples (default 50000)."),
+                                          f"Default: the run's evaluate.metrics ({EVALUATE['metrics']})."),
+    num_samples: Optional[int] = typer.Option(None, "--num-samples", "-n", help=f"Generated samples (default {EVALUATE['num_samples']})."),
     inception_weights: Optional[str] = typer.Option(None, "--inception-weights", help="weights-inception-2015-12-"
                                                     "05-6726825d.pth (else config, $GANNEAL_INCEPTION_WEIGHTS, "
                                                     "torch's hub cache)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Feature-extraction batch (default 64)."),
-    extractor: Optional[str] = typer.Option(None, "--extractor", help="inception-v3-compat (default), "
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=f"Feature-extraction batch (default {EVALUATE['batch_size']})."),
+    extractor: Optional[str] = typer.Option(None, "--extractor", help=f"{EVALUATE['extractor']} (default), "
                                             "ganneal-mnist (a digit classifier: mnist_small / mnist runs, offline) "
                                             "or ganneal-tiny (offline stand-in: smoke tests only)."),
     generator: Optional[str] = typer.Option(None, "--generator", help="auto (EMA when kept) | ema | raw."),
     checkpoint: str = typer.Option("last", "--checkpoint", help="last | best (checkpoints/best.pt: the best "
                                    "train.best_metric the run saw, when it trained with one)."),
-    reference_split: Optional[str] = typer.Option(None, "--reference-split", help="Default: train."),
+    reference_split: Optional[str] = typer.Option(None, "--reference-split", help=f"Default: {EVALUATE['reference_split']}."),
     reference_count: Optional[int] = typer.Option(None, "--reference-count", help="Use the first N reference images."),
-    is_splits: Optional[int] = typer.Option(None, "--is-splits", help="IS splits (default 10)."),
+    is_splits: Optional[int] = typer.Option(None, "--is-splits", help=f"IS splits (default {EVALUATE['is_splits']})."),
     cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Real-statistics cache (default "
                                             "$GANNEAL_CACHE/fidelity)."),
     download_weights: bool = typer.Option(False, "--download-weights", help="Let torch-fidelity download the "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
@@ -21,67 +21,67 @@ from gan_anneal.schema import check_settings
 CONF_DIR = (Path(__file__).resolve().parent / "conf").as_posix()
 
 
+# The typed schema of the top-level sections: types only. Their values live in conf/config.yaml, the one source of
+# every default (defaults.py reads it for the command line's help).
 @dataclass
 class TrainSchema:
-    steps: int = 2000
-    batch_size: int = 256
-    n_critic: int = 1
-    penalty_every: int = 1
-    g_steps: int = 1
-    log_every: int = 50
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    eval_samples: int = 10000
-    snapshot_samples: int = 2000
-    reuse_fake: bool = False
-    progress: bool = True
-    progress_every_s: float = 30.0  # plain progress lines when stdout is not a terminal (and in train.log)
-    ema: float = 0.0  # decay of an EMA copy of the generator, e.g. 0.999; 0 = off (train/ema.py)
-    eval_every: int = 0  # IS/FID/KID (evaluate.metrics, evaluate.extractor) every N steps; 0 = off (train/monitor.py)
-    eval_num_samples: int = 2000
-    best_metric: Optional[str] = None  # an eval/ key (eval/fid, eval/kl_target_model ...): checkpoints/best.pt
+    steps: int = MISSING
+    batch_size: int = MISSING
+    n_critic: int = MISSING
+    penalty_every: int = MISSING
+    g_steps: int = MISSING
+    log_every: int = MISSING
+    sample_every: int = MISSING
+    checkpoint_every: int = MISSING
+    eval_samples: int = MISSING
+    snapshot_samples: int = MISSING
+    reuse_fake: bool = MISSING
+    progress: bool = MISSING
+    progress_every_s: float = MISSING
+    ema: float = MISSING
+    eval_every: int = MISSING
+    eval_num_samples: int = MISSING
+    best_metric: Optional[str] = MISSING
 
 
 @dataclass
 class OptimSchema:
-    lr_g: float = 1e-3
-    lr_d: float = 1e-3
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    decay: str = "linear"
+    lr_g: float = MISSING
+    lr_d: float = MISSING
+    betas: list[float] = MISSING
+    decay: str = MISSING
 
 
 @dataclass
 class MetricsSchema:
-    mode_min_share: float = 0.2
+    mode_min_share: float = MISSING
 
 
 @dataclass
 class EvaluateSchema:
-    """Defaults of `ganneal evaluate` (IS / FID / KID / precision-recall through torch-fidelity); its options
-    override these."""
+    """`ganneal evaluate`'s settings (config.yaml has their defaults)."""
 
-    metrics: str = "is,fid"  # any of is, fid, kid, prc (precision and recall, k = 3)
-    num_samples: int = 50000
-    batch_size: int = 64
-    extractor: str = "inception-v3-compat"  # the digit data sets set ganneal-mnist; auto picks by the data set;
-    # ganneal-tiny: the offline stand-in (tests, smoke runs)
-    inception_weights: Optional[str] = None  # weights-inception-2015-12-05-6726825d.pth
-    reference_split: str = "train"
-    is_splits: int = 10
-    generator: str = "auto"  # auto (EMA when the run kept one) | ema | raw
-    cache_dir: Optional[str] = None  # real-image statistics; default $GANNEAL_CACHE/fidelity
-    seed: int = 2020
-    after_training: bool = False  # evaluate in the training job itself once it is done (named image sweeps)
+    metrics: str = MISSING
+    num_samples: int = MISSING
+    batch_size: int = MISSING
+    extractor: str = MISSING
+    inception_weights: Optional[str] = MISSING
+    reference_split: str = MISSING
+    is_splits: int = MISSING
+    generator: str = MISSING
+    cache_dir: Optional[str] = MISSING
+    seed: int = MISSING
+    after_training: bool = MISSING
 
 
 @dataclass
 class Schema:
-    seed: int = 0
-    resume: Optional[str] = None
-    train: TrainSchema = field(default_factory=TrainSchema)
-    optim: OptimSchema = field(default_factory=OptimSchema)
-    metrics: MetricsSchema = field(default_factory=MetricsSchema)
-    evaluate: EvaluateSchema = field(default_factory=EvaluateSchema)
+    seed: int = MISSING
+    resume: Optional[str] = MISSING
+    train: TrainSchema = MISSING
+    optim: OptimSchema = MISSING
+    metrics: MetricsSchema = MISSING
+    evaluate: EvaluateSchema = MISSING
     dataset: Any = MISSING
     model: Any = MISSING
     divergence: Any = MISSING

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gan_anneal.defaults import shipped
 from gan_anneal.errors import UserError
 from gan_anneal.evaluate.extractors import (  # noqa: F401 (re-exported: the evaluation's public names)
     AUTO,
@@ -273,12 +274,13 @@ def options_from_config(cfg: dict, run_dir, *, metrics=None, num_samples=None, b
                         inception_weights=None, download_weights=False, reference_split=None, reference_count=None,
                         is_splits=None, generator=None, cache_dir=None, seed=None, verbose=False,
                         checkpoint="last") -> EvalOptions:
-    ev = dict(cfg.get("evaluate") or {})
+    # a run recorded before a key existed gets the shipped default, and the extractor its data set calls for
+    ev = {**shipped("evaluate"), "extractor": AUTO, **(cfg.get("evaluate") or {})}
 
-    def pick(cli, key, default):
-        return cli if cli is not None else ev.get(key, default)
+    def pick(cli, key):
+        return cli if cli is not None else ev[key]
 
-    names = parse_metrics(pick(metrics, "metrics", "is,fid"))
+    names = parse_metrics(pick(metrics, "metrics"))
     dataset = str((cfg.get("dataset") or {}).get("name", "?"))
     kind = dataset_kind(dataset)
     if names and kind != "images":
@@ -287,21 +289,21 @@ def options_from_config(cfg: dict, run_dir, *, metrics=None, num_samples=None, b
             f"{run_dir} trained on dataset={dataset} ({KIND_WORDS.get(kind, kind)}). "
             f"{KIND_ADVICE.get(kind, '')}Fresh-critic divergences apply to every run: "
             f"ganneal evaluate {run_dir} --probe js,rkl,w.")
-    extractor = str(pick(extractor, "extractor", AUTO))
+    extractor = str(pick(extractor, "extractor"))
     if extractor == AUTO:
         extractor = extractor_for(cfg.get("dataset") or {})
     if names:
         check_extractor(extractor, cfg.get("dataset") or {}, run_dir)
-    generator = str(pick(generator, "generator", "auto"))
+    generator = str(pick(generator, "generator"))
     if generator not in ("auto", "ema", "raw"):
         raise UserError(f"--generator must be auto, ema or raw, got '{generator}'.")
-    n = int(pick(num_samples, "num_samples", 50000))
+    n = int(pick(num_samples, "num_samples"))
     if n < 2:
         raise UserError(f"--num-samples must be at least 2, got {n}.")
     if "prc" in names and n < PRC_NEIGHBORHOOD + 1:
         raise UserError(f"precision/recall (prc) looks for each sample's {PRC_NEIGHBORHOOD} nearest neighbours among "
                         f"the samples: it needs at least {PRC_NEIGHBORHOOD + 1} samples, got {n}.")
-    splits = int(pick(is_splits, "is_splits", 10))
+    splits = int(pick(is_splits, "is_splits"))
     if "is" in names and not 1 <= splits <= n:
         raise UserError(f"IS splits must be between 1 and the sample count {n}, got {splits}.")
     weights = None
@@ -316,14 +318,14 @@ def options_from_config(cfg: dict, run_dir, *, metrics=None, num_samples=None, b
         problem = weights_problem(weights)
         if problem:
             raise UserError(f"--inception-weights names {weights}, but {problem}.")
-    cache = pick(cache_dir, "cache_dir", None)
+    cache = pick(cache_dir, "cache_dir")
     return EvalOptions(
-        metrics=names, num_samples=n, batch_size=int(pick(batch_size, "batch_size", 64)), extractor=extractor,
+        metrics=names, num_samples=n, batch_size=int(pick(batch_size, "batch_size")), extractor=extractor,
         weights_path=weights, download_weights=download_weights,
-        reference_split=str(pick(reference_split, "reference_split", "train")),
+        reference_split=str(pick(reference_split, "reference_split")),
         reference_count=int(reference_count) if reference_count else None, is_splits=splits, generator=generator,
         cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
-        seed=int(pick(seed, "seed", 2020)), verbose=verbose, checkpoint=checkpoint)
+        seed=int(pick(seed, "seed")), verbose=verbose, checkpoint=checkpoint)
 
 
 def load_generator(run_dir: Path, cfg, data_shape, device, which: str, checkpoint: str = "last"):
