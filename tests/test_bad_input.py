@@ -435,3 +435,20 @@ def test_configs_shows_whole_first_sentences():
 def test_schedule_compare_prints_all_three_tables():
     result = invoke("schedule", "--compare")
     assert result.exit_code == 0 and all(f"anneal={n}" in result.output for n in ("pma", "nma", "oa"))
+
+
+def test_the_cluster_script_without_root_is_exit_2_and_changes_nothing(tmp_path):
+    """Run as an ordinary user (nobody, when the tests run as root): refused before anything is installed."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "slurm_cluster.sh"
+    before = sorted(Path("/etc/slurm").glob("*")) if Path("/etc/slurm").exists() else []
+    command = ["bash", str(script), "up"]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "needs root" in result.stderr
+    assert (sorted(Path("/etc/slurm").glob("*")) if Path("/etc/slurm").exists() else []) == before

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -215,3 +216,31 @@ def test_parallel_jobs_on_an_empty_cache_train_the_data_score_once(cluster, tmp_
     assert trained == 1, f"{trained} jobs trained the data score"
     assert sum("data score: loaded" in log for log in logs) == 3
     assert len(list(cache.glob("dsm-*.pt"))) == 1
+
+
+def test_two_launches_at_once_submit_each_job_once(cluster, tmp_path):
+    out = tmp_path / "sweep"
+    args = [sys.executable, "-m", "gan_anneal.cli", "sweep", "cifar10_table_smoke", "--launcher", "slurm",
+            "--no-wait", "--divergences", "jsd", "--columns", "0,PMA", "--out", str(out)]
+    both = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in both]
+    assert [p.returncode for p in both] == [0, 0], outputs
+    lines = (out / "slurm_jobs.jsonl").read_text().splitlines()
+    assert len(lines) == 2, lines  # one submission per job folder: the second launch waited and found them queued
+    for run in map(Path, job_ids(out)):
+        wait_until(lambda r=run: status(r) == "done", 300, f"{run} to finish")
+
+
+def test_stopping_the_waiting_command_leaves_the_jobs_running_and_typing_it_again_submits_no_copy(cluster, tmp_path):
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, "-m", "gan_anneal.cli", "train", "-m", "hydra/launcher=slurm", "seed=0,1", *TOY,
+               "train.steps=3000", f"hydra.sweep.dir={sweep}"]
+    waiting = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_until(lambda: len(job_ids(sweep)) == 2, 120, "the two submissions")
+    waiting.send_signal(signal.SIGINT)  # the login shell dies, or Ctrl-C
+    waiting.communicate(timeout=60)
+    ids = job_ids(sweep)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert job_ids(sweep) == ids and len((sweep / "slurm_jobs.jsonl").read_text().splitlines()) == 2
+    assert all(status(Path(folder)) == "done" for folder in ids)

@@ -23,6 +23,19 @@ from omegaconf import OmegaConf, open_dict
 log = logging.getLogger(__name__)
 
 
+def wait_for_queue(job_ids: list[str], every_s: float = 10.0) -> None:
+    """Return once SLURM holds none of these jobs (submitted by an earlier launch of the same sweep)."""
+    import time
+
+    from gan_anneal.results.slurm_jobs import LIVE_STATES, queue_states
+
+    while job_ids:
+        job_ids = [j for j, state in queue_states(job_ids).items() if state in LIVE_STATES]
+        if job_ids:
+            log.info(f"\twaiting for {len(job_ids)} job(s) an earlier launch submitted: {', '.join(job_ids)}")
+            time.sleep(every_s)
+
+
 class GannealSlurmLauncher(SlurmLauncher):
     def __init__(self, wait: bool = True, **params: Any) -> None:
         super().__init__(**params)
@@ -35,11 +48,13 @@ class GannealSlurmLauncher(SlurmLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         with submit_lock(sweep_dir):
             live = live_jobs(sweep_dir)
-            chosen, skipped = [], []
+            chosen, skipped, elsewhere = [], [], []
             for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
                 folder = self.job_folder(overrides, idx)
                 state = live.get(str(folder))
                 why = f"SLURM job {state[0]} is {state[1]}" if state else self.finished(folder, overrides)
+                if state:
+                    elsewhere.append(state[0])
                 if why:
                     skipped.append(JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=why))
                     record_job(sweep_dir, folder, state[1] if state else why)
@@ -54,7 +69,9 @@ class GannealSlurmLauncher(SlurmLauncher):
                 record_job(sweep_dir, folder, "queued")
         if not self.wait:
             return skipped
-        return [*skipped, *(job.results()[0] for job in jobs)]
+        results = [job.results()[0] for job in jobs]
+        wait_for_queue(elsewhere)  # this block's jobs that an earlier launch submitted
+        return [*skipped, *results]
 
     def job_folder(self, overrides: Sequence[str], idx: int) -> Path:
         """The folder Hydra will give this job: the sweep config's dir/subdir, resolved for its overrides."""
