@@ -44,6 +44,15 @@ def test_divergence_groups_set_their_optimiser():
     assert compose(["divergence=wgan", "optim.lr_g=5e-4"]).optim.lr_g == 5e-4
 
 
+def test_rkl_takes_the_image_penalty_on_the_dcgan_models_and_the_toy_one_on_the_mlp():
+    # divergence_model/rkl_dcgan32.yaml (and dcgan64 through it): 10 on images, the Gibbs check's 0.1 on the toys
+    assert compose(["divergence=rkl"]).divergence.penalty_weight == 0.1
+    for data in ("experiment=mnist_cpu", "dataset=cifar10", "dataset=celeba"):
+        assert compose(["divergence=rkl", data]).divergence.penalty_weight == 10
+    assert compose(["divergence=rkl", "experiment=mnist_cpu", "divergence.penalty_weight=0.1"]
+                   ).divergence.penalty_weight == 0.1
+
+
 def test_jsd_on_the_toys_starts_its_dynamic_schedules_after_a_warm_up():
     # divergence_anneal/jsd_mlp_{pma,nma,oa}.yaml: JSD's one-step critic must form before the regulariser acts
     for anneal in ("pma", "nma", "oa"):
