@@ -24,7 +24,7 @@ gibbs-check:        ## measured vs predicted variance of μ^β on gauss1d over t
 	ganneal gibbs-check --grid table1 --out runs/gibbs
 
 # Sweeps and tables: Hydra multiruns through a launcher. RUNS / JOBS / LAUNCHER may be overridden:
-#   make toy-table JOBS=2 · make cifar10-table LAUNCHER=submitit_slurm SWEEP_ARGS="hydra.launcher.partition=gpu"
+#   make toy-table JOBS=2 · make cifar10-table LAUNCHER=slurm SWEEP_ARGS="hydra.launcher.partition=gpu"
 # Without them, `ganneal sweep` picks joblib with one single-thread job per core on a CPU, basic on a GPU.
 RUNS ?= runs
 # committed records: a later `make mnist-table` finishes an interrupted table instead of starting again

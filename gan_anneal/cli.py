@@ -581,7 +581,7 @@ def sweep(
 ) -> None:
     """Run a named sweep as Hydra multiruns, resumably: finished jobs end at once, interrupted ones resume, stale
     or failed ones are retrained only with --retry. [dim]Examples: ganneal sweep toy_table ·
-    ganneal sweep cifar10_table --launcher submitit_slurm hydra.launcher.partition=gpu ·
+    ganneal sweep cifar10_table --launcher slurm --no-wait hydra.launcher.partition=gpu ·
     ganneal sweep cifar10_table_smoke --out runs/smoke[/]"""
     from rich.console import Console
 
