@@ -261,14 +261,14 @@ def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, cons
         loggers.close()  # flushes TensorBoard's events whatever ended the run
 
 
-def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFidelity | None, start_from: Start | None,
-           *, console: Console, should_stop: Callable[[int], bool] | None, record: dict | None = None) -> dict:
-    start_from = start_from or Start(resume=False)
+def _open_run(exp: Experiment, run: RunDir, loggers: Loggers, start_from: Start, summary: dict, *,
+              console: Console, record: dict | None) -> tuple[int, float]:
+    """Restore or start, extend, write the config and the command's record, mark the run running: the step to
+    start from and the wall time of the attempts before this one."""
     cfg = exp.cfg
     total = cfg.train.steps
     start = 0
     previous_wall = 0.0
-    summary = run.read_summary()
     if start_from.resume:
         start = restore(exp, run.load_checkpoint(map_location=exp.device, log=console.print))
         run.truncate_metrics(start)
@@ -300,6 +300,16 @@ def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFid
         origin["started_at"] = started_at
     run.update_summary(status="running", seed=int(cfg.seed), steps=start, total_steps=total, device=str(exp.device),
                        backend=exp.backend, error=None, pid=os.getpid(), finished_at=None, **origin)
+    return start, previous_wall
+
+
+def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFidelity | None, start_from: Start | None,
+           *, console: Console, should_stop: Callable[[int], bool] | None, record: dict | None = None) -> dict:
+    start_from = start_from or Start(resume=False)
+    cfg = exp.cfg
+    total = cfg.train.steps
+    summary = run.read_summary()
+    start, previous_wall = _open_run(exp, run, loggers, start_from, summary, console=console, record=record)
 
     every = exp.step_settings  # plain values: read at every step
     best = BestCheckpoint(every.best_metric, run)
