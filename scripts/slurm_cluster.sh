@@ -32,6 +32,9 @@ preflight() {
     command -v apt-get >/dev/null || refuse "needs apt-get to install ${missing[*]}"
     say "installing ${missing[*]} (apt, a minute or two)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/slurm_cluster_apt.log 2>&1 \
+      || { apt-get update >>/tmp/slurm_cluster_apt.log 2>&1 &&  # stale package lists on a fresh machine
+           DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
+             >>/tmp/slurm_cluster_apt.log 2>&1; } \
       || refuse "apt-get install failed; see /tmp/slurm_cluster_apt.log"
   fi
 }
