@@ -178,6 +178,8 @@ def train(
         typer.echo(f"sweep directory: {sweep_dir}")
         if outcomes and all(o == "bad-input" for o in outcomes):
             raise typer.Exit(2)
+        from gan_anneal.results.slurm_jobs import ON_THE_CLUSTER
+
         raise typer.Exit(1 if any(o not in ("done", *ON_THE_CLUSTER) for o in outcomes) else 0)
     raise typer.Exit(max((EXIT_CODES[o] for o in OUTCOMES), default=0))
 
@@ -398,13 +400,12 @@ def gibbs_check(
     Console().print(f"table, JSON and plot in [bold]{out}[/]")
 
 
-ON_THE_CLUSTER = ("queued", "running")  # outcomes of jobs a submit-and-leave launch left to SLURM
-
-
 def _report_sweep(outcomes: list[str]) -> None:
     from collections import Counter
 
     from rich.console import Console
+
+    from gan_anneal.results.slurm_jobs import ON_THE_CLUSTER
 
     counts = Counter(outcomes)
     if set(counts) & set(ON_THE_CLUSTER):  # submit and leave: the jobs end on the cluster, after this command

@@ -279,7 +279,6 @@ def check_prerequisites(spec: SweepSpec, extra: list[str] = ()) -> list[str]:
 # The sweep -----------------------------------------------------------------------------------------------
 
 LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm", "slurm")  # slurm: ganneal's (cluster.md)
-ON_THE_CLUSTER = ("queued", "running")  # a job submit-and-leave left to SLURM
 
 
 @dataclass
@@ -291,6 +290,7 @@ class SweepReport:
 
     @property
     def exit_code(self) -> int:
+        from gan_anneal.results.slurm_jobs import ON_THE_CLUSTER
         from gan_anneal.runner import EXIT_CODES
 
         if self.interrupted:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 LEDGER = "slurm_jobs.jsonl"
+ON_THE_CLUSTER = ("queued", "running")  # a job's state while SLURM holds it (live_jobs), an outcome for reports
 SUBMIT_LOCK = ".submit.lock"
 # squeue's states of a job that will still run (or is running): anything else has ended
 LIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",

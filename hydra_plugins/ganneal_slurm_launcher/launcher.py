@@ -18,7 +18,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
-from omegaconf import OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,16 @@ def wait_for_queue(job_ids: list[str], every_s: float = 10.0) -> None:
             time.sleep(every_s)
 
 
+def finished(folder: Path, cfg: DictConfig) -> str | None:
+    """'done' when the folder's run is finished (and evaluated, where the job would evaluate it)."""
+    from gan_anneal.results.continuation import finished_outcome
+
+    run_cfg = cfg.copy()
+    with open_dict(run_cfg):
+        del run_cfg["hydra"]
+    return finished_outcome(folder, run_cfg)
+
+
 class GannealSlurmLauncher(SlurmLauncher):
     def __init__(self, wait: bool = True, **params: Any) -> None:
         super().__init__(**params)
@@ -50,9 +60,10 @@ class GannealSlurmLauncher(SlurmLauncher):
             live = live_jobs(sweep_dir)
             chosen, skipped, elsewhere = [], [], []
             for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-                folder = self.job_folder(overrides, idx)
+                cfg = self.job_config(overrides, idx)
+                folder = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)  # the folder Hydra gives it
                 state = live.get(str(folder))
-                why = f"SLURM job {state[0]} is {state[1]}" if state else self.finished(folder, overrides)
+                why = f"SLURM job {state[0]} is {state[1]}" if state else finished(folder, cfg)
                 if state:
                     elsewhere.append(state[0])
                 if why:
@@ -73,21 +84,12 @@ class GannealSlurmLauncher(SlurmLauncher):
         wait_for_queue(elsewhere)  # this block's jobs that an earlier launch submitted
         return [*skipped, *results]
 
-    def job_folder(self, overrides: Sequence[str], idx: int) -> Path:
-        """The folder Hydra will give this job: the sweep config's dir/subdir, resolved for its overrides."""
+    def job_config(self, overrides: Sequence[str], idx: int) -> DictConfig:
+        """The job's config as Hydra will compose it (once per job: its folder and whether it is done come from it)."""
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         with open_dict(cfg.hydra.job):
             cfg.hydra.job.num = idx
-        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-
-    def finished(self, folder: Path, overrides: Sequence[str]) -> str | None:
-        """'done' when the folder's run is finished (and evaluated, where the job would evaluate it)."""
-        from gan_anneal.results.continuation import finished_outcome
-
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        with open_dict(cfg):
-            del cfg["hydra"]
-        return finished_outcome(folder, cfg)
+        return cfg
 
     def submit(self, chosen: list[tuple[int, list[str], Path]]) -> list:
         """Hydra's SlurmLauncher.launch up to its wait: the executor, then one array of the chosen jobs."""
