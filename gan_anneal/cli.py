@@ -1,4 +1,8 @@
-"""The `ganneal` command line. Thin: parse, compose, call. Heavy imports happen only inside commands."""
+"""The `ganneal` command line. Thin: parse, compose, call.
+
+Every command imports what it uses inside its body: that is the reason for this module's function-level
+imports, so that `ganneal --help` and bad input answer without loading torch (tests/test_layers.py checks).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,6 @@ app = typer.Typer(
     help="ganneal: GAN experiments with variational annealing (Tao et al., 2019) and boundary-seeking "
     "GANs (Hjelm et al., 2018).",
 )
-
 
 
 def _version_line() -> str:

@@ -5,6 +5,7 @@ This module imports no torch: every bad-input path goes through it and must stay
 
 from __future__ import annotations
 
+import difflib
 import re
 import tempfile
 from dataclasses import dataclass
@@ -12,10 +13,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from gan_anneal.errors import UserError
+from gan_anneal.kinds import dataset_kind
+from gan_anneal.metric_names import FIDELITY_KEYS, higher_is_better
 from gan_anneal.schema import check_settings
 
 CONF_DIR = (Path(__file__).resolve().parent / "conf").as_posix()
@@ -109,15 +116,11 @@ def check_values(cfg: DictConfig) -> None:
                         f"Use divergence.generator_loss={chosen} if that divergence has the setting.")
     best = cfg.train.get("best_metric")
     if best:
-        from gan_anneal.metric_names import FIDELITY_KEYS, higher_is_better
-
         higher_is_better(best)  # a metric with no known direction is refused here, before any training
         if best.split("/")[-1] in FIDELITY_KEYS and not cfg.train.get("eval_every"):
             raise UserError(f"train.best_metric={best} is measured only with train.eval_every > 0 "
                             "(e.g. train.eval_every=500).")
     if cfg.train.get("eval_every"):
-        from gan_anneal.kinds import dataset_kind
-
         if dataset_kind(str(cfg.dataset.name)) != "images":
             raise UserError(f"train.eval_every computes IS/FID/KID, which compare images; dataset={cfg.dataset.name} "
                             "is not one. Its own metrics come every train.sample_every steps (eval/… in "
@@ -154,7 +157,6 @@ def _valid_keys_hint(message: str, overrides: list[str]) -> str:
         keys = list(map(str, node.keys()))
     except Exception:
         return ""
-    import difflib
 
     close = difflib.get_close_matches(match.group(1).rsplit(".", 1)[-1], keys, n=1)
     guess = f" Did you mean '{(parent + '.') if parent else ''}{close[0]}'?" if close else ""
@@ -166,7 +168,6 @@ def _group_options_hint(message: str) -> str:
     match = re.search(r"Could not load '(\w+)/([^']+)'", message)
     if not match or "Available options" in message:
         return ""
-    import difflib
 
     options = [name for name, _ in group_options().get(match.group(1), [])]
     close = difflib.get_close_matches(match.group(2), options, n=1)
@@ -187,9 +188,6 @@ def _quoting_hint(overrides: list[str], message: str) -> str:
 
 def _hydra_compose(overrides: list[str]) -> DictConfig:
     """Hydra's composition with its own node, raising UserError with Hydra's message on bad input."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
     try:
@@ -244,7 +242,6 @@ def sweep_choices(overrides: list[str]) -> list[list[str]]:
     Every value of every swept key is checked once, against the first value of the other keys, so a
     42-job grid is validated in a few compositions rather than 42.
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
@@ -338,7 +335,6 @@ def default_choices() -> dict[str, str]:
 
 def swept_keys(overrides: list[str]) -> list[str]:
     """The keys of the overrides that sweep (a,b,c · range() · choice() · glob()), by Hydra's own parser."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     return [o.get_key_element() for o in OverridesParser.create().parse_overrides(list(overrides))
             if o.is_sweep_override()]
@@ -352,7 +348,6 @@ def force_swept_group_keys(overrides: list[str]) -> list[str]:
     Every job's own config has already been validated with the plain override (validate_cli_overrides), so
     typos are still caught; for the base composition such overrides are passed as `++key=value`.
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     lines = {o.get_key_element(): o.input_line for o in parsed}

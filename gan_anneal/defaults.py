@@ -8,12 +8,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 CONFIG_YAML = Path(__file__).resolve().parent / "conf" / "config.yaml"
 
 
 @lru_cache(maxsize=None)
 def shipped(section: str) -> dict[str, Any]:
     """One top-level section of config.yaml (train, optim, evaluate ...), e.g. shipped("evaluate")["num_samples"]."""
-    import yaml
 
     return dict(yaml.safe_load(CONFIG_YAML.read_text())[section])

@@ -6,10 +6,10 @@ from pathlib import Path
 
 
 def pyplot():
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is slow to import and only this path needs it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import and only this path needs it
 
     return plt
 

@@ -3,16 +3,23 @@ launcher plugins (joblib, submitit) for multirun; the `.hydra/` record is gannea
 
 from __future__ import annotations
 
+import os
 import time
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
+from filelock import FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from gan_anneal.config import CONF_DIR
+from gan_anneal.evaluate.fidelity import evaluate_run, resolve_options
+from gan_anneal.results.collect import record_job
+from gan_anneal.results.evaluations import has_metrics
+from gan_anneal.runner import console, last_error, run_training
 
 OUTCOMES: list[str] = []  # outcomes of the jobs run in this process, read by the CLI for its exit code
 NAME_LIMIT = 120  # characters of a multirun job folder's name
@@ -24,7 +31,6 @@ SWEPT_ENV = "GANNEAL_SWEPT"  # the keys a multirun sweeps, set by `ganneal train
 def job_folder_name(num, task_overrides) -> str:
     """A multirun job's folder: its number and the values of the keys the command sweeps, e.g.
     `3_anneal.lam=1,divergence=rkl` (all of the job's overrides when the swept keys are not known)."""
-    import os
 
     swept = set(filter(None, os.environ.get(SWEPT_ENV, "").split(","))) or None
     chosen = [o for o in map(str, task_overrides or [])
@@ -38,7 +44,6 @@ OmegaConf.register_new_resolver("ganneal_job_folder", job_folder_name, replace=T
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def hydra_train(cfg: DictConfig) -> str:
-    from gan_anneal.runner import run_training
 
     hydra_cfg = HydraConfig.get()
     if parallel_launcher_jobs(hydra_cfg) > 1 and not cfg.device.get("threads"):
@@ -46,8 +51,6 @@ def hydra_train(cfg: DictConfig) -> str:
     with gpu_slot(cfg, hydra_cfg):
         outcome = run_training(cfg, hydra_cfg.runtime.output_dir, record=hydra_record(cfg, hydra_cfg))
     if hydra_cfg.mode == RunMode.MULTIRUN:  # read back by the command that launched the sweep
-        from gan_anneal.results.collect import record_job
-        from gan_anneal.runner import last_error
 
         record_job(hydra_cfg.sweep.dir, hydra_cfg.runtime.output_dir, outcome, last_error())
     if outcome == "done" and cfg.evaluate.get("after_training"):
@@ -75,7 +78,6 @@ class SweepInterrupted(KeyboardInterrupt):
 
 def parallel_launcher_jobs(hydra_cfg) -> int:
     """How many jobs the joblib launcher runs side by side (1 for every other launcher)."""
-    import os
 
     if hydra_cfg.runtime.choices.get("hydra/launcher") != "joblib":
         return 1
@@ -99,7 +101,6 @@ def gpu_slot(cfg: DictConfig, hydra_cfg):
     if gpus < 2:
         yield None
         return
-    from filelock import FileLock, Timeout
 
     folder = Path(str(hydra_cfg.sweep.dir)) / ".gpu_slots"
     folder.mkdir(parents=True, exist_ok=True)
@@ -123,15 +124,11 @@ def gpu_slot(cfg: DictConfig, hydra_cfg):
 def evaluate_after_training(run_dir: str, cfg_evaluate) -> None:
     """IS / FID of a finished job into its eval.json, unless it is there already. A failed evaluation leaves the
     run done and writes eval_error.txt; the next launch of the sweep evaluates again."""
-    import traceback
 
-    from gan_anneal.results.evaluations import has_metrics
-    from gan_anneal.runner import console
 
     path = Path(run_dir)
     if has_metrics(path, cfg_evaluate.get("metrics"), cfg_evaluate.get("num_samples"), cfg_evaluate.get("extractor")):
         return
-    from gan_anneal.evaluate.fidelity import evaluate_run, resolve_options
 
     try:
         evaluate_run(path, resolve_options(path), log=lambda message: console.print(f"[dim]{message}[/]"))

@@ -52,8 +52,12 @@ def _refused(message: str) -> None:
 def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None, record: dict | None = None) -> str:
     """Train (or resume, or extend) and return the outcome: one of the keys of EXIT_CODES. `record`: the command's
     `.hydra/` files, written only once the run starts or continues (never by a refused command)."""
-    from gan_anneal.train.build import build_experiment
-    from gan_anneal.train.loop import TrainingDiverged, TrainingInterrupted, train
+    from gan_anneal.train.build import build_experiment  # deferred: loads torch; this module stays torch-free at import
+    from gan_anneal.train.loop import (  # deferred: loads torch; this module stays torch-free at import
+        TrainingDiverged,
+        TrainingInterrupted,
+        train,
+    )
 
     run = RunDir(run_dir)
     _LAST_ERROR[0] = ""

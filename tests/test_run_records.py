@@ -213,3 +213,25 @@ def test_the_launcher_does_not_name_a_multirun_folder():
                                 "hydra.launcher.n_jobs=2"]) == plain
     odd = command_folder_name(["seed=0,1", "dataset.path=~/ünï dir"])  # made safe, told apart by a hash
     assert odd.startswith("dataset.path=") and odd.isascii() and " " not in odd and "/" not in odd
+
+
+def test_a_run_is_marked_dirty_by_changed_code_not_by_the_records_a_sweep_writes(tmp_path):
+    import subprocess
+
+    from gan_anneal.results.rundir import source_revision
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "gan_anneal").mkdir()
+    (tmp_path / "records").mkdir()
+    (tmp_path / "gan_anneal" / "m.py").write_text("x = 1\n")
+    (tmp_path / "records" / "sweep.yaml").write_text("runs: []\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    assert source_revision(tmp_path)["dirty"] is False
+    (tmp_path / "records" / "sweep.yaml").write_text("runs: [a]\n")  # a sweep's own record
+    assert source_revision(tmp_path)["dirty"] is False
+    (tmp_path / "gan_anneal" / "m.py").write_text("x = 2\n")
+    assert source_revision(tmp_path)["dirty"] is True

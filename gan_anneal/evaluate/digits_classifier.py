@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_anneal.data.discrete import split_indices
+from gan_anneal.data.images import load_mnist_small, load_mnist_small_labels
 from gan_anneal.evaluate.extractors import DIGIT_REBUILD as REBUILD
 from gan_anneal.evaluate.extractors import DIGIT_SIDES as SIDES
 from gan_anneal.evaluate.extractors import DIGIT_WEIGHTS as WEIGHTS
@@ -70,8 +72,6 @@ def to_classifier_input(images: torch.Tensor) -> torch.Tensor:
 
 def digit_split():
     """(train images, train labels, held-out images, held-out labels): uint8 (N, 1, 28, 28) and int64 (N,)."""
-    from gan_anneal.data.discrete import split_indices
-    from gan_anneal.data.images import load_mnist_small, load_mnist_small_labels
 
     x = torch.from_numpy(load_mnist_small()).unsqueeze(1)
     y = torch.from_numpy(load_mnist_small_labels())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from pathlib import Path
 
 from gan_anneal.errors import UserError
@@ -69,7 +70,6 @@ TORCH_LEGACY_MAGIC = bytes.fromhex("80028a0a6cfc9c46f9206aa85019")  # torch.save
 
 def weights_problem(path: Path) -> str | None:
     """Why `path` cannot be a torch weights file (empty, truncated, not a torch.save archive), or None."""
-    import zipfile
 
     size = path.stat().st_size
     if size == 0:
@@ -150,8 +150,10 @@ def digit_weights(path: Path | None = None) -> Path:
 def features_and_logits_base():
     """torch-fidelity's extractor interface for ganneal's extractors: `features` (FID, KID, PRC) and `logits` (IS)
     from uint8 (B, 3, H, W); a subclass defines features_and_logits(x)."""
-    import torch
-    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+    import torch  # deferred: loads torch; this module stays torch-free at import
+    from torch_fidelity.feature_extractor_base import (
+        FeatureExtractorBase,  # deferred: torch-fidelity is slow to import and only this path needs it
+    )  # deferred: torch-fidelity is slow to import and only this path needs it  # deferred: torch-fidelity is slow to import and only this path needs it
 
     class FeaturesAndLogits(FeatureExtractorBase):
         @staticmethod
@@ -179,9 +181,9 @@ def features_and_logits_base():
 
 
 def _tiny_extractor_class():
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
+    import torch  # deferred: loads torch; this module stays torch-free at import
+    import torch.nn.functional as F  # deferred: loads torch; this module stays torch-free at import
+    from torch import nn  # deferred: loads torch; this module stays torch-free at import
 
     class TinyExtractor(features_and_logits_base()):
         """uint8 (B, 3, H, W) → 32×32 → three random 3×3 convs (Kaiming, seed 0) → 64 features → 10 logits.
@@ -227,7 +229,9 @@ def extractor_weights_sha256(name: str, weights_path: Path | None) -> str:
     """sha256 of the weights file when there is one, else of the extractor's own (seeded) state_dict."""
     if weights_path is not None:
         return file_sha256(weights_path)
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+    from torch_fidelity.registry import (
+        FEATURE_EXTRACTORS_REGISTRY,  # deferred: torch-fidelity is slow to import and only this path needs it
+    )  # deferred: torch-fidelity is slow to import and only this path needs it  # deferred: torch-fidelity is slow to import and only this path needs it
 
     if name not in FEATURE_EXTRACTORS_REGISTRY:
         raise UserError(f"--extractor {name}: torch-fidelity has no such feature extractor. Valid: "

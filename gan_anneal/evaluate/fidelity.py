@@ -29,9 +29,12 @@ import hashlib
 import json
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from omegaconf import OmegaConf
 
 from gan_anneal.defaults import shipped
 from gan_anneal.errors import UserError
@@ -67,6 +70,10 @@ from gan_anneal.evaluate.extractors import (  # noqa: F401 (re-exported: the eva
 )
 from gan_anneal.kinds import dataset_kind
 from gan_anneal.metric_names import FIDELITY_METRICS, PRC_NEIGHBORHOOD, TORCH_FIDELITY_KEYS
+from gan_anneal.progress import StepProgress
+from gan_anneal.results.evaluations import add_evaluation
+from gan_anneal.results.files import compute_lock
+from gan_anneal.results.rundir import RunDir, atomic_write_text
 
 KNOWN_METRICS = tuple(FIDELITY_METRICS)
 BINARY_METRICS = {"fid", "kid", "prc"}  # compared with the reference images
@@ -94,9 +101,14 @@ def parse_metrics(text: str) -> list[str]:
 
 def register_extractors() -> str:
     """Register ganneal's extractors with torch-fidelity once per process (its registry refuses a second time)."""
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+    from torch_fidelity.registry import (  # deferred: torch-fidelity is slow to import and only this path needs it
+        FEATURE_EXTRACTORS_REGISTRY,
+        register_feature_extractor,
+    )
 
-    from gan_anneal.evaluate.digits_classifier import extractor_class
+    from gan_anneal.evaluate.digits_classifier import (
+        extractor_class,  # deferred: loads torch; this module stays torch-free at import
+    )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
 
     if TINY not in FEATURE_EXTRACTORS_REGISTRY:
         register_feature_extractor(TINY, _tiny_extractor_class())
@@ -108,7 +120,7 @@ def register_extractors() -> str:
 # Inputs -----------------------------------------------------------------------------------------------
 
 def _uint8_dataset_class():
-    from torch.utils.data import Dataset
+    from torch.utils.data import Dataset  # deferred: loads torch; this module stays torch-free at import
 
     class UInt8Images(Dataset):
         """uint8 (N, C, H, W) images as torch-fidelity wants them: one 3×H×W uint8 tensor per item, no label."""
@@ -140,11 +152,13 @@ def generator_input(generator, seed: int = 2020, seen=None):
     torch-fidelity's z gives only the batch size: the generator draws its own noise (`sample_noise`, on the
     CPU, so a seed gives the same samples on any device) from a private random stream seeded with `seed`,
     untouched by anything torch-fidelity does in between. `seen(k)` is told of every batch (progress)."""
-    import torch
-    from torch import nn
-    from torch_fidelity import GenerativeModelModuleWrapper
+    import torch  # deferred: loads torch; this module stays torch-free at import
+    from torch import nn  # deferred: loads torch; this module stays torch-free at import
+    from torch_fidelity import (
+        GenerativeModelModuleWrapper,  # deferred: torch-fidelity is slow to import and only this path needs it
+    )  # deferred: torch-fidelity is slow to import and only this path needs it  # deferred: torch-fidelity is slow to import and only this path needs it
 
-    from gan_anneal.data.images import to_uint8
+    from gan_anneal.data.images import to_uint8  # deferred: loads torch; this module stays torch-free at import
 
     class ToUInt8(nn.Module):
         def __init__(self, g):
@@ -183,7 +197,7 @@ class full_fp32:
         return self
 
     def __exit__(self, *exc):
-        import torch
+        import torch  # deferred: loads torch; this module stays torch-free at import
 
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self.saved
         return False
@@ -200,8 +214,8 @@ def compute_metrics(input1, input2, metrics: list[str], *, extractor: str, weigh
     the reference Dataset of real images (needed for fid, kid and prc). The order matters for prc: precision is
     the share of input1 inside the real manifold, recall the share of input2 inside the samples' manifold
     (tests/test_fidelity.py pins it). A reference is cached on disk only with `input2_cache_name`."""
-    import torch
-    import torch_fidelity
+    import torch  # deferred: loads torch; this module stays torch-free at import
+    import torch_fidelity  # deferred: torch-fidelity is slow to import and only this path needs it
 
     if extractor != INCEPTION:
         register_extractors()
@@ -257,9 +271,7 @@ def resolve_options(run_dir: Path, *, checkpoint: str = "last", config: dict | N
     config, else the defaults. No torch import: every bad-input path (unknown metric, missing run, missing
     weights) fails here, at once. With `config` (training's own evaluation, train.eval_every) the run directory
     need not hold a checkpoint or a config yet."""
-    from omegaconf import OmegaConf
 
-    from gan_anneal.results.rundir import RunDir
 
     if checkpoint not in CHECKPOINTS:
         raise UserError(f"--checkpoint must be one of {', '.join(CHECKPOINTS)}, got '{checkpoint}'.")
@@ -331,11 +343,11 @@ def options_from_config(cfg: dict, run_dir, *, metrics=None, num_samples=None, b
 def load_generator(run_dir: Path, cfg, data_shape, device, which: str, checkpoint: str = "last"):
     """The run's generator from its last (or best) checkpoint: the EMA copy when kept (unless which=raw), else the
     raw one."""
-    from omegaconf import OmegaConf
 
-    from gan_anneal.models import build_models
-    from gan_anneal.results.checkpoint import load_checkpoint
-    from gan_anneal.results.rundir import RunDir
+    from gan_anneal.models import build_models  # deferred: loads torch; this module stays torch-free at import
+    from gan_anneal.results.checkpoint import (
+        load_checkpoint,  # deferred: loads torch; this module stays torch-free at import
+    )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
 
     run = RunDir(run_dir)
     state = load_checkpoint(run.checkpoint_file(checkpoint), map_location="cpu")
@@ -355,13 +367,11 @@ class Fidelity:
     are cached on disk under a key of everything that determines them."""
 
     def __init__(self, cfg, options: EvalOptions, log=print):
-        import torch
-        import torch_fidelity
-        from omegaconf import OmegaConf
+        import torch  # deferred: loads torch; this module stays torch-free at import
+        import torch_fidelity  # deferred: torch-fidelity is slow to import and only this path needs it
 
-        from gan_anneal.data import build_dataset
-        from gan_anneal.data.images import ImageTarget
-        from gan_anneal.results.rundir import atomic_write_text
+        from gan_anneal.data import build_dataset  # deferred: loads torch; this module stays torch-free at import
+        from gan_anneal.data.images import ImageTarget  # deferred: loads torch; this module stays torch-free at import
 
         self.options, self.log = options, log
         dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
@@ -394,13 +404,15 @@ class Fidelity:
                           json.dumps(self.key_spec, indent=2, sort_keys=True) + "\n")
 
     def _check_extractor(self) -> None:
-        import torch
+        import torch  # deferred: loads torch; this module stays torch-free at import
 
         options = self.options
         if options.extractor != INCEPTION:
             register_extractors()
         if options.extractor == MNIST:  # a file that passes the zip check but does not load: fail before generating
-            from gan_anneal.evaluate.digits_classifier import load_classifier
+            from gan_anneal.evaluate.digits_classifier import (
+                load_classifier,  # deferred: loads torch; this module stays torch-free at import
+            )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
 
             load_classifier(options.weights_path)
         if options.weights_path is not None and options.extractor == INCEPTION:
@@ -414,7 +426,9 @@ class Fidelity:
                                 f"{INCEPTION_URL}; this file's sha256 is "
                                 f"{file_sha256(options.weights_path)[:16]}….") from None
         if options.weights_path is None and options.extractor == INCEPTION:  # --download-weights: fetch it first
-            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+            from torch_fidelity.feature_extractor_inceptionv3 import (
+                FeatureExtractorInceptionV3,  # deferred: torch-fidelity is slow to import and only this path needs it
+            )  # deferred: torch-fidelity is slow to import and only this path needs it  # deferred: torch-fidelity is slow to import and only this path needs it
 
             FeatureExtractorInceptionV3(INCEPTION, ["2048"])
             options.weights_path = torch_hub_dir() / "checkpoints" / INCEPTION_FILE
@@ -430,7 +444,6 @@ class Fidelity:
         a progress bar (or plain lines) over the images the extractor reads: the samples, then the reference
         images unless their statistics are cached. Training's own evaluation passes show_progress=False (its
         bar is already on screen)."""
-        from gan_anneal.results.files import compute_lock
 
         if not BINARY_METRICS & set(self.options.metrics):
             return self._measure(generator, num_samples, show_progress, reading=False)
@@ -442,9 +455,7 @@ class Fidelity:
         return self._measure(generator, num_samples, show_progress, reading=False)
 
     def _measure(self, generator, num_samples: int | None, show_progress: bool, reading: bool) -> dict[str, float]:
-        from contextlib import nullcontext
 
-        from gan_anneal.progress import StepProgress
 
         options = self.options
         n = int(num_samples or options.num_samples)
@@ -467,7 +478,7 @@ class Fidelity:
 
     def protocol(self, num_samples: int) -> dict:
         """How the numbers were made, recorded once with them (eval.json, or the run's summary.json)."""
-        import torch_fidelity
+        import torch_fidelity  # deferred: torch-fidelity is slow to import and only this path needs it
 
         options, metrics = self.options, self.options.metrics
         return {
@@ -496,8 +507,6 @@ class Fidelity:
 def evaluate_run(run_dir: str | Path, options: EvalOptions, log=print) -> dict:
     """Compute the metrics of a run's checkpoint and keep them in <run>/eval.json beside every other evaluation
     (results/evaluations.py); returns this protocol's entry."""
-    from gan_anneal.results.evaluations import add_evaluation
-    from gan_anneal.results.rundir import RunDir, atomic_write_text
 
     run = RunDir(run_dir)
     cfg = run.read_config()

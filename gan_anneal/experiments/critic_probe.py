@@ -22,8 +22,19 @@ import time
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
+from rich.console import Console
+from rich.table import Table
 
+from gan_anneal.config import Schema
 from gan_anneal.errors import UserError
+from gan_anneal.models import build_models
+from gan_anneal.objectives.divergences import build_divergence
+from gan_anneal.optimizers import adam
+from gan_anneal.progress import StepProgress
+from gan_anneal.results.checkpoint import load_checkpoint
+from gan_anneal.results.rundir import RunDir, atomic_write_text
+from gan_anneal.train.build import as_dict, build_experiment
 
 PROBE_DIVERGENCES = {"js": {"name": "fgan_js"}, "rkl": {"name": "fgan_rkl"}, "w": {"name": "wgan", "gp_weight": 10.0}}
 # Adam (0.5, 0.999) for the f-critics, (0, 0.9) for WGAN-GP. The reverse-KL bound's data term −e^(−F) is unbounded
@@ -51,9 +62,7 @@ def _test_batches(target, batch: int, fallback_batches: int):
 
 def with_schema_defaults(cfg):
     """Fill settings added to the schema after the run was made (e.g. train.snapshot_samples) with their defaults."""
-    from omegaconf import OmegaConf
 
-    from gan_anneal.config import Schema
 
     defaults = OmegaConf.structured(Schema)
     for section in ("train", "optim", "metrics", "evaluate"):
@@ -66,9 +75,6 @@ def with_schema_defaults(cfg):
 def load_run(run_dir: str | Path, device: str = "cpu", checkpoint: str = "last"):
     """Rebuild a run's experiment from config.yaml and checkpoints/last.pt, or best.pt with checkpoint="best"
     (generator in eval mode)."""
-    from gan_anneal.results.checkpoint import load_checkpoint
-    from gan_anneal.results.rundir import RunDir
-    from gan_anneal.train.build import build_experiment
 
     run = RunDir(run_dir).require(checkpoint=True)
     path = run.checkpoint_file(checkpoint)  # before the build: a missing best.pt fails at once
@@ -86,10 +92,6 @@ def train_probe(exp, measure: str, steps: int, *, batch_size: int = 64, lr: floa
                 penalty_weight: float = 1.0, progress=None):
     """A fresh critic for `measure`, trained for `steps` against the frozen generator. Returns (critic, divergence).
     `progress(done)` is called every 25 steps."""
-    from gan_anneal.models import build_models
-    from gan_anneal.objectives.divergences import build_divergence
-    from gan_anneal.optimizers import adam
-    from gan_anneal.train.build import as_dict
 
     if measure not in PROBE_DIVERGENCES:
         raise UserError(f"Unknown probe '{measure}'. Valid: {', '.join(PROBE_DIVERGENCES)}.")
@@ -134,7 +136,6 @@ def bound_on_test(exp, critic, divergence, *, test_batch: int = 100, samples_per
 
 
 def _merge_eval_json(run_path: Path, update: dict) -> dict:
-    from gan_anneal.results.rundir import atomic_write_text
 
     path = run_path / "eval.json"
     current = json.loads(path.read_text()) if path.is_file() else {}
@@ -168,7 +169,6 @@ def _label(key: str) -> str:
 
 def probe_table(rows: dict[str, dict], title: str = "fresh-critic probes (lower is better)"):
     """A rich table in the paper's layout: rows = how the generator was trained, columns = the measure."""
-    from rich.table import Table
 
     measures = [m for m in _probe_keys(rows)]
     table = Table(title=title, header_style="bold")
@@ -188,9 +188,7 @@ def run_probes(run_dir, measures: list[str], steps: int, *, batch_size: int = 64
 
     `penalty` (gp0, roth) regularises the JS / reverse-KL probe critics; their results are then stored under
     "<measure>+<penalty>" so they sit beside the unpenalised ones. Returns {key: {"mean", "std", "median", ...}}."""
-    from rich.console import Console
 
-    from gan_anneal.progress import StepProgress
 
     measures = [m.strip() for m in (measures.split(",") if isinstance(measures, str) else measures) if m.strip()]
     unknown = [m for m in measures if m not in PROBE_DIVERGENCES]
@@ -230,7 +228,6 @@ def run_probes(run_dir, measures: list[str], steps: int, *, batch_size: int = 64
 
 def collect_probe_rows(run_dirs, labels=None) -> dict[str, dict]:
     """{row label: probes} read from each run's eval.json (for a table across runs)."""
-    from gan_anneal.results.rundir import RunDir
 
     rows = {}
     for i, run_dir in enumerate(run_dirs):

@@ -12,7 +12,10 @@ from pathlib import Path
 import torch
 
 from gan_anneal.errors import UserError
+from gan_anneal.models import build_models
+from gan_anneal.results.checkpoint import load_checkpoint
 from gan_anneal.results.rundir import RunDir
+from gan_anneal.train.build import as_dict, build_experiment
 
 
 def _load(run_dir: str) -> RunDir:
@@ -43,11 +46,10 @@ def _label(run: RunDir) -> str:
 
 def energy_figure(run_a: str, run_b: str, out: str | Path, n_samples: int = 3000, seed: int = 0) -> Path:
     """run_a: with annealing; run_b: without. Writes a PNG and returns its path."""
-    from gan_anneal.figures import pyplot as _pyplot
-    from gan_anneal.figures import save_figure
-    from gan_anneal.models import build_models
-    from gan_anneal.results.checkpoint import load_checkpoint
-    from gan_anneal.train.build import as_dict, build_experiment
+    from gan_anneal.figures import (
+        pyplot as _pyplot,  # deferred: matplotlib is slow to import and only this path needs it
+    )  # deferred: matplotlib is slow to import and only this path needs it  # deferred: matplotlib is slow to import and only this path needs it
+    from gan_anneal.figures import save_figure  # deferred: matplotlib is slow to import and only this path needs it
 
     runs = [_load(run_a), _load(run_b)]
     cfgs = [r.read_config() for r in runs]

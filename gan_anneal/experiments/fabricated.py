@@ -13,6 +13,8 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import numpy as np
+
 from gan_anneal.data.images import FABRICATED_MARKER as MARKER
 from gan_anneal.data.images import accept_fabricated_cifar10  # noqa: F401 (benchmarks import it from here)
 
@@ -22,7 +24,6 @@ LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse
 
 def write_fabricated_cifar10(root: str | Path, per_batch: int = 64, seed: int = 0) -> Path:
     """Write (once) `per_batch` random 32×32 RGB images per batch file; returns the dataset root."""
-    import numpy as np
 
     root = Path(root).expanduser().absolute()
     folder = root / "cifar-10-batches-py"

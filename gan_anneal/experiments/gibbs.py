@@ -12,6 +12,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from gan_anneal import runner
+from gan_anneal.config import compose
+from gan_anneal.results.rundir import RunDir
+from gan_anneal.runner import run_training
+
 TABLE1_LAMBDAS = (-50, -10, -1, -0.1, -0.01, 0, 0.01, 0.1, 1, 10, 50)  # the paper's static grid (Table 1)
 
 # (regulariser, negative mode, λ)
@@ -48,14 +53,12 @@ def _run_name(weights: tuple[float, float]) -> str:
 
 def _one(args: tuple) -> dict:
     regularizer, negative, lam, out, steps, seed = args
-    import torch
+    import torch  # deferred: loads torch; this module stays torch-free at import
 
     torch.set_num_threads(1)  # two single-thread jobs beat one two-thread job on small nets
-    from gan_anneal import runner
-    from gan_anneal.config import compose
-    from gan_anneal.objectives.regularizers import coefficient_map
-    from gan_anneal.results.rundir import RunDir
-    from gan_anneal.runner import run_training
+    from gan_anneal.objectives.regularizers import (
+        coefficient_map,  # deferred: loads torch; this module stays torch-free at import
+    )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
 
     name = _run_name(coefficient_map(regularizer, negative)(lam)[1:])
     overrides = ["experiment=gibbs", f"regularizer={regularizer}", f"anneal.lam={lam}",
@@ -78,7 +81,9 @@ def run_gibbs_check(out: Path, grid=DEFAULT_GRID, steps: int | None = None, seed
     Rows with the same weights (likelihood at λ < 0 and entropy at −λ under anneal.negative=entropy; λ = 0 for
     both regularisers) would train the same loss from the same seed, so they share one run.
     """
-    from gan_anneal.objectives.regularizers import coefficient_map
+    from gan_anneal.objectives.regularizers import (
+        coefficient_map,  # deferred: loads torch; this module stays torch-free at import
+    )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,8 +130,10 @@ def markdown_table(rows: list[GibbsRow]) -> str:
 
 
 def plot(rows: list[GibbsRow], path: Path) -> None:
-    from gan_anneal.figures import pyplot as _pyplot
-    from gan_anneal.figures import save_figure
+    from gan_anneal.figures import (
+        pyplot as _pyplot,  # deferred: matplotlib is slow to import and only this path needs it
+    )  # deferred: matplotlib is slow to import and only this path needs it  # deferred: matplotlib is slow to import and only this path needs it
+    from gan_anneal.figures import save_figure  # deferred: matplotlib is slow to import and only this path needs it
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)

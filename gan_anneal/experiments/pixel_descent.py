@@ -13,21 +13,24 @@ The proxy loss keeps pushing samples towards larger F, beyond the data; the boun
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import torch
+from rich.console import Console
+from rich.table import Table
 
 from gan_anneal.errors import UserError
+from gan_anneal.experiments.critic_probe import load_run
+from gan_anneal.objectives.divergences import build_divergence
 from gan_anneal.optimizers import adam
+from gan_anneal.results.checkpoint import load_checkpoint
+from gan_anneal.train.build import as_dict
 
 
 def pixel_descent(run_dir, *, critic_steps: int = 1000, steps: int = 300, lr: float = 0.01, n: int = 2000,
                   snapshots: int = 4, seed: int = 0, device: str = "cpu") -> dict:
-    from gan_anneal.experiments.critic_probe import load_run
-    from gan_anneal.objectives.divergences import build_divergence
-    from gan_anneal.results.checkpoint import load_checkpoint
-    from gan_anneal.train.build import as_dict
 
     run, exp, gen_step = load_run(run_dir, device)
     if hasattr(exp.generator, "sample_discrete"):
@@ -87,10 +90,7 @@ def pixel_descent(run_dir, *, critic_steps: int = 1000, steps: int = 300, lr: fl
 
 
 def main(argv=None) -> None:
-    import argparse
 
-    from rich.console import Console
-    from rich.table import Table
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir")

@@ -22,16 +22,26 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gan_anneal.config import CONF_DIR
+from omegaconf import OmegaConf
+
+from gan_anneal.config import CONF_DIR, compose, force_swept_group_keys
 from gan_anneal.errors import UserError
+from gan_anneal.evaluate.fidelity import resolve_inception_weights
+from gan_anneal.experiments.sweep_progress import SweepProgress
+from gan_anneal.hydra_app import hydra_train
 from gan_anneal.results.collect import MANIFEST, column_key
+from gan_anneal.results.continuation import NothingToDo, plan_start
 from gan_anneal.results.evaluations import has_metrics
+from gan_anneal.results.rundir import RunDir, atomic_write_text
+from gan_anneal.results.slurm_jobs import ON_THE_CLUSTER, live_jobs
+from gan_anneal.runner import EXIT_CODES
 
 SWEEP_DIR = Path(CONF_DIR) / "sweep"
 EVAL_KEYS = ("metrics", "num_samples", "batch_size", "extractor", "inception_weights", "reference_split",
@@ -58,7 +68,6 @@ def available_sweeps() -> list[str]:
 
 
 def load_sweep(name: str) -> SweepSpec:
-    from omegaconf import OmegaConf
 
     given = Path(name).expanduser()
     if given.suffix in (".yaml", ".yml") or "/" in name:  # a sweep file of the user's own, validated alike
@@ -182,9 +191,6 @@ def evaluated(path: Path, spec: SweepSpec) -> bool:
 
 def next_action(job: Job, spec: SweepSpec) -> str:
     """train | resume | evaluate | skip | stale | failed | diverged | busy: what launching this job will do."""
-    from gan_anneal.config import compose
-    from gan_anneal.results.continuation import NothingToDo, plan_start
-    from gan_anneal.results.rundir import RunDir
 
     run = RunDir(job.path)
     if not run.exists():
@@ -245,14 +251,15 @@ def check_prerequisites(spec: SweepSpec, extra: list[str] = ()) -> list[str]:
     problems = []
     requires = spec.requires or {}
     if requires.get("gpu"):
-        import torch
+        import torch  # deferred: loads torch; this module stays torch-free at import
 
         if not torch.cuda.is_available():
             problems.append("GPU: PyTorch sees no CUDA device (100k DCGAN steps take about 14 h per run on a CPU). "
                             "Run on a GPU machine, or try the pipeline first with `make cifar10-table-smoke`.")
     if requires.get("dataset") == "cifar10":
-        from gan_anneal.config import compose
-        from gan_anneal.data.images import CIFAR10_FILES
+        from gan_anneal.data.images import (
+            CIFAR10_FILES,  # deferred: loads torch; this module stays torch-free at import
+        )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
 
         try:
             cfg = compose([o for o in [*spec.overrides, *extra] if not o.startswith("device=")])
@@ -267,7 +274,6 @@ def check_prerequisites(spec: SweepSpec, extra: list[str] = ()) -> list[str]:
                                 f"{', '.join(missing)}). Unpack cifar-10-python.tar.gz there, or set "
                                 "GANNEAL_DATA (or pass dataset.root=DIR) to the folder holding cifar-10-batches-py.")
     if requires.get("inception_weights"):
-        from gan_anneal.evaluate.fidelity import resolve_inception_weights
 
         try:
             resolve_inception_weights(None, (spec.evaluate or {}).get("inception_weights"))
@@ -290,8 +296,6 @@ class SweepReport:
 
     @property
     def exit_code(self) -> int:
-        from gan_anneal.results.slurm_jobs import ON_THE_CLUSTER
-        from gan_anneal.runner import EXIT_CODES
 
         if self.interrupted:
             return EXIT_CODES[self.interrupted]
@@ -301,9 +305,7 @@ class SweepReport:
 
 def write_manifest(spec: SweepSpec, out: Path, jobs: list[Job], extra: list[str]) -> None:
     """The sweep's whole grid (never a --divergences/--columns subset), for `ganneal table`."""
-    from omegaconf import OmegaConf
 
-    from gan_anneal.results.rundir import atomic_write_text
 
     columns = list(dict.fromkeys(j.column for j in jobs))
     data = {"sweep": spec.name, "description": spec.description, "divergences": list(dict.fromkeys(
@@ -338,7 +340,9 @@ def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher:
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(spec, out, plan_jobs(spec, out, extra), extra)
     if spec.fabricate and "cifar10" in spec.fabricate:
-        from gan_anneal.experiments.fabricated import write_fabricated_cifar10
+        from gan_anneal.experiments.fabricated import (
+            write_fabricated_cifar10,  # deferred: loads torch; this module stays torch-free at import
+        )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
 
         root = write_fabricated_cifar10(fabricated_root(spec, out),
                                         per_batch=int(spec.fabricate["cifar10"].get("per_batch", 64)))
@@ -361,7 +365,6 @@ def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher:
         + f" · launcher {launcher}" + (f" ({jobs} jobs)" if launcher == "joblib" else ""))
     interrupted = None
     if any(a in ("train", "resume", "evaluate") for a in actions.values()):
-        from gan_anneal.experiments.sweep_progress import SweepProgress
 
         chosen = launcher_overrides(launcher, jobs, wait)
         parallel = jobs if launcher == "joblib" else 1
@@ -388,7 +391,6 @@ def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher:
 
 def launch_each(blocks: list[list[str]], chosen: list[str]) -> str | None:
     """Launch the blocks one after another; stop at the first interrupted one (its outcome)."""
-    from gan_anneal.config import force_swept_group_keys
 
     for block in blocks:
         interrupted = launch_multirun(force_swept_group_keys([*chosen, *block]))
@@ -399,13 +401,11 @@ def launch_each(blocks: list[list[str]], chosen: list[str]) -> str | None:
 
 def cluster_states(out: Path) -> dict[str, str]:
     """{job folder: queued | running} for the sweep's jobs that SLURM still holds."""
-    from gan_anneal.results.slurm_jobs import live_jobs
 
     return {folder: state for folder, (_, state) in live_jobs(out).items()}
 
 
 def _status(path: Path, spec: SweepSpec) -> str:
-    from gan_anneal.results.rundir import RunDir
 
     status = RunDir(path).read_summary().get("status", "missing")
     if status == "done" and not evaluated(path, spec):
@@ -441,7 +441,7 @@ def forward_stop_signals(received: dict):
             except OSError:
                 pass
 
-    from gan_anneal.train.loop import signal_handlers
+    from gan_anneal.train.loop import signal_handlers  # deferred: loads torch; this module stays torch-free at import
 
     with signal_handlers((signal.SIGINT, signal.SIGTERM), handler):
         yield
@@ -450,9 +450,7 @@ def forward_stop_signals(received: dict):
 def launch_multirun(overrides: list[str]) -> str | None:
     """One Hydra multirun in this process (the launcher decides where its jobs run). Returns None, or the outcome
     that stopped it (interrupted | terminated)."""
-    import sys
 
-    from gan_anneal.hydra_app import hydra_train
 
     saved, sys.argv = sys.argv, ["ganneal", "--multirun", *overrides]
     received: dict = {}

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan_anneal.results.files import atomic_path
+
 
 def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
@@ -36,7 +38,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(path: Path, state: dict[str, Any], previous: Path | None = None) -> None:
     """Write `path` atomically; with `previous`, the file it replaces is kept there (moved only once the new one
     is complete, so some readable checkpoint exists at every instant)."""
-    from gan_anneal.results.files import atomic_path
 
     with atomic_path(path, "wb") as f:
         torch.save(state, f)

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from omegaconf import OmegaConf
+
+from gan_anneal.results.evaluations import choose
+from gan_anneal.schema import flatten
 
 DYNAMIC = ("pma", "nma", "oa")
 MANIFEST = "sweep.yaml"  # written by `ganneal sweep` at the top of its output folder: the planned grid
@@ -72,7 +78,6 @@ def source_commit(summary: dict) -> str | None:
 
 def _chosen_evaluation(path: Path, select: dict | None) -> dict:
     """The eval.json entry a table uses for this run (results/evaluations.py: `select` asks for a protocol)."""
-    from gan_anneal.results.evaluations import choose
 
     try:
         record = json.loads((path / "eval.json").read_text())
@@ -103,9 +108,7 @@ def _fidelity_numbers(entry: dict) -> tuple[dict[str, float], bool, str | None]:
 def read_run(path: Path, select: dict | None = None) -> RunRecord | None:
     """One run directory as a record, or None if it is not a training run (no config.yaml). `select`
     ({num_samples, extractor}) picks which kept evaluation supplies its IS / FID."""
-    from omegaconf import OmegaConf
 
-    from gan_anneal.schema import flatten
 
     if not (path / "config.yaml").is_file():
         return None
@@ -140,7 +143,6 @@ def collect_runs(root: str | Path, select: dict | None = None) -> list[RunRecord
 
 def planned_grid(root: str | Path) -> tuple[list[str], list[str]] | None:
     """(divergences, columns) planned by `ganneal sweep` for this folder, if it left a manifest."""
-    from omegaconf import OmegaConf
 
     manifest = Path(root) / MANIFEST
     if not manifest.is_file():
@@ -188,7 +190,6 @@ def read_jobs_log(sweep_dir: str | Path) -> list[dict]:
 
 def record_job(sweep_dir: str | Path, job: str | Path, outcome: str, error: str = "") -> None:
     """Note how a multirun job ended (an append of one line: safe from parallel jobs on one file system)."""
-    import time
 
     line = json.dumps({"time": time.time(), "job": str(job), "outcome": outcome, "error": error}, ensure_ascii=False)
     with open(Path(sweep_dir) / JOBS_LOG, "a") as f:
@@ -197,7 +198,6 @@ def record_job(sweep_dir: str | Path, job: str | Path, outcome: str, error: str 
 
 def planned_evaluation(root: str | Path) -> bool | None:
     """Whether the sweep that made this folder evaluates IS / FID (None: no manifest)."""
-    from omegaconf import OmegaConf
 
     manifest = Path(root) / MANIFEST
     if not manifest.is_file():

@@ -13,8 +13,10 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from gan_anneal.errors import UserError
 from gan_anneal.metric_names import Metric
 from gan_anneal.results.collect import RunRecord, column_order
+from gan_anneal.results.settings import split_settings
 
 
 @dataclass
@@ -38,7 +40,7 @@ class Difference:
 
 def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float] | None:
     """The `level` interval of mean(a) − mean(b) by Welch's t, or None with fewer than two values on a side."""
-    from scipy import stats
+    from scipy import stats  # deferred: scipy is slow to import and only this path needs it
 
     if len(a) < 2 or len(b) < 2:
         return None
@@ -92,8 +94,6 @@ def render_differences(found: list[Difference], metric: Metric, baseline: str = 
 
 def verdict(records: list[RunRecord], metrics: list[Metric], against: str) -> str:
     """The differences for each metric and each setting of runs (never pooled across settings), as markdown."""
-    from gan_anneal.errors import UserError
-    from gan_anneal.results.settings import split_settings
 
     baseline = baseline_column(against)
     columns = sorted({r.column for r in records})

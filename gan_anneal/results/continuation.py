@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, OmegaConf
 
 from gan_anneal.errors import UserError
+from gan_anneal.results.evaluations import has_metrics
 from gan_anneal.results.rundir import RunDir
+from gan_anneal.schema import flatten
 
 # Keys that change neither the numbers nor the record: progress display, host threads, the resume shorthand.
 NEUTRAL_KEYS = ("resume", "train.progress", "device.threads", "model.cpu_threads", "train.progress_every_s")
@@ -51,7 +53,6 @@ class Start:
 
 def flat(cfg: DictConfig | dict) -> dict:
     """{'train.steps': 2000, ...} of a resolved config."""
-    from gan_anneal.schema import flatten
 
     return flatten(OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg)
 
@@ -102,7 +103,6 @@ def plan_start(run: RunDir, cfg: DictConfig, writer_alive: bool) -> Start:
 def finished_outcome(path, cfg: DictConfig) -> str | None:
     """'done' or 'diverged' when launching `cfg` into `path` would end at once (a finished run, evaluated where
     the config evaluates after training); None when it would train, resume, evaluate or be refused."""
-    from gan_anneal.results.evaluations import has_metrics
 
     run = RunDir(path)
     try:

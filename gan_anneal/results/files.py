@@ -8,6 +8,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import FileLock, SoftFileLock, Timeout
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -48,7 +50,6 @@ def compute_lock(path: Path, what: str, log=print):
     """Hold `path`'s file lock while computing something cached for many jobs (filelock; a soft lock where the
     file system has no working flock, e.g. some NFS mounts), so N jobs starting on an empty cache compute it
     once: the first computes, the others wait here and then load it. Says so when it has to wait."""
-    from filelock import FileLock, SoftFileLock, Timeout
 
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path))

@@ -9,10 +9,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.table import Table
+
 from gan_anneal.metric_names import METRICS
 from gan_anneal.results.collect import RunRecord, collect_runs, is_static_column
 from gan_anneal.results.rundir import RunDir
 from gan_anneal.results.settings import setting_keys
+from gan_anneal.results.slurm_jobs import LEDGER, queue_states, read_ledger
 
 KEY_METRICS = {**{METRICS[m].key: METRICS[m].label for m in ("modes_covered", "hq_fraction", "kl_target_model", "is",
                                                              "fid", "precision", "recall")}, "sample_var": "var"}
@@ -77,7 +80,6 @@ def list_runs(root: str | Path) -> list[RunLine]:
 def submitted_lines(root: str | Path) -> list[RunLine]:
     """The jobs a sweep submitted to SLURM (its slurm_jobs.jsonl) that have not started training yet: queued, or
     gone from the queue without starting (cancelled, failed at start)."""
-    from gan_anneal.results.slurm_jobs import LEDGER, queue_states, read_ledger
 
     lines = []
     for ledger in sorted(Path(root).rglob(LEDGER)):
@@ -100,7 +102,6 @@ def human_age(seconds: float) -> str:
 
 
 def rich_runs_table(lines: list[RunLine], root: str):
-    from rich.table import Table
 
     colours = {"done": "green", "running": "blue", "stale": "yellow", "interrupted": "yellow", "failed": "red",
                "diverged": "red"}

@@ -70,7 +70,9 @@ class TensorBoardLogger:
 
     def __init__(self, run: RunDir, settings: dict):
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import (
+                SummaryWriter,  # deferred: TensorBoard is slow to import and only this path needs it
+            )  # deferred: TensorBoard is slow to import and only this path needs it  # deferred: TensorBoard is slow to import and only this path needs it
         except ImportError:  # torch's writer imports the tensorboard package
             raise UserError("logger=tensorboard needs the tensorboard package: pip install 'ganneal[tensorboard]' "
                             "(or drop it: logger=[jsonl,csv]).") from None
@@ -92,7 +94,7 @@ class TensorBoardLogger:
     def picture(self, path: Path, step: int) -> None:
         if not self.settings.get("images", True):
             return
-        import matplotlib.image
+        import matplotlib.image  # deferred: matplotlib is slow to import and only this path needs it
 
         image = matplotlib.image.imread(path)  # H×W×(3|4) floats in [0, 1], whatever drew it
         self.writer.add_image("samples", image[..., :3], step, dataformats="HWC")

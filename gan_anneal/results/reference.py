@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from gan_anneal.errors import UserError
+from gan_anneal.results.collect import column_key
 
 HERE = Path(__file__).resolve().parent
 METRIC_NAMES = {"IS": "is", "FID": "fid"}  # the file's headings → the table's metric names
@@ -30,9 +33,7 @@ def available_references() -> list[str]:
 
 
 def load_reference(name: str) -> Reference:
-    from omegaconf import OmegaConf
 
-    from gan_anneal.results.collect import column_key
 
     path = HERE / f"reference_{name}.yaml"
     if not path.is_file():

@@ -15,13 +15,19 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
+import shutil
 import socket
+import subprocess
+import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from gan_anneal.errors import UserError
 from gan_anneal.results.files import atomic_write_text, follow_umask  # noqa: F401 (re-exported)
 
 STATUSES = ("running", "done", "failed", "diverged", "interrupted")
@@ -29,7 +35,6 @@ LOCK_STALE_S = 600  # a lock from another host whose heartbeat is older than thi
 
 
 def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
 
     versions = {"python": platform.python_version()}
     for name in ("ganneal", "torch", "torchvision", "hydra-core", "omegaconf", "torch-fidelity", "numpy"):
@@ -40,18 +45,21 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def source_revision() -> dict[str, Any] | None:
-    """The git commit of the ganneal source and whether it had uncommitted changes, when it runs from a checkout
-    (an editable install); None for an installed wheel or when git is absent."""
-    import subprocess
+RECORDS_DIR = "records"  # results committed beside the code (a sweep rewrites its sweep.yaml there): not code
 
-    root = Path(__file__).resolve().parents[2]
+
+def source_revision(root: Path | None = None) -> dict[str, Any] | None:
+    """The git commit of the ganneal source and whether its code had uncommitted changes, when it runs from a
+    checkout (an editable install); None for an installed wheel or when git is absent. Changes under records/
+    are results, not code, so a sweep writing its records into the checkout does not mark its runs dirty."""
+    root = root or Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                f":(exclude){RECORDS_DIR}"],
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -70,8 +78,6 @@ def now_iso() -> str:
 
 def provenance() -> dict[str, Any]:
     """What reproduces a run besides its config: the command, the source revision, the host and the versions."""
-    import shlex
-    import sys
 
     command = os.environ.get("GANNEAL_COMMAND") or " ".join(shlex.quote(a) for a in sys.argv)
     return {"command": command,
@@ -97,7 +103,6 @@ class RunDir:
 
     def checkpoint_file(self, which: str = "last") -> Path:
         """last.pt, or best.pt for which="best" (a UserError when the run kept none): what evaluate and the probes read."""
-        from gan_anneal.errors import UserError
 
         if which != "best":
             return self.checkpoint
@@ -119,8 +124,9 @@ class RunDir:
 
     def load_checkpoint(self, map_location="cpu", log=print) -> dict:
         """last.pt, or previous.pt (with a message) when last.pt cannot be read."""
-        from gan_anneal.errors import UserError
-        from gan_anneal.results.checkpoint import load_checkpoint
+        from gan_anneal.results.checkpoint import (
+            load_checkpoint,  # deferred: loads torch; this module stays torch-free at import
+        )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
 
         start_over = (f"To start over, delete the run (rm -r {self.path}) or train into another directory "
                       "(hydra.run.dir=...).")
@@ -144,7 +150,9 @@ class RunDir:
 
     def save_checkpoint(self, state: dict) -> None:
         """Write last.pt atomically, keeping the one before as previous.pt until the new one is complete."""
-        from gan_anneal.results.checkpoint import save_checkpoint
+        from gan_anneal.results.checkpoint import (
+            save_checkpoint,  # deferred: loads torch; this module stays torch-free at import
+        )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
 
         save_checkpoint(self.checkpoint, state, previous=self.previous_checkpoint)
 
@@ -179,7 +187,6 @@ class RunDir:
 
     def acquire_lock(self) -> None:
         """Become the directory's one writer; take over a dead holder's lock."""
-        from gan_anneal.errors import UserError
 
         self.path.mkdir(parents=True, exist_ok=True)
         record = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
@@ -218,7 +225,6 @@ class RunDir:
         leftovers = {".hydra", ".lock", "train.log"}
         if any(p.name not in leftovers for p in self.path.iterdir()):
             return
-        import shutil
 
         shutil.rmtree(self.path / ".hydra", ignore_errors=True)
         for name in (".lock", "train.log"):
@@ -236,7 +242,6 @@ class RunDir:
 
     def require(self, checkpoint: bool = False) -> "RunDir":
         """The run, or a UserError saying why this folder will not do."""
-        from gan_anneal.errors import UserError
 
         if not self.exists():
             raise UserError(f"'{self.path}' is not a run directory (no config.yaml there). Pass the folder "

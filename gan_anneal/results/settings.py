@@ -19,9 +19,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
+from gan_anneal.config import CONF_DIR
 from gan_anneal.errors import UserError
 from gan_anneal.results.collect import RunRecord
 from gan_anneal.results.continuation import NEUTRAL_KEYS
+from gan_anneal.schema import flatten
 
 ABSENT = "<absent>"
 IGNORED_PREFIXES = ("evaluate.",)  # `ganneal evaluate`'s defaults; what an evaluation used is eval.* (collect.py)
@@ -39,10 +43,7 @@ class Setting:
 @lru_cache(maxsize=None)
 def divergence_keys(name: str) -> frozenset[str]:
     """The keys the `divergence=<name>` config file sets (its package is global: optim.*, train.n_critic ...)."""
-    from omegaconf import OmegaConf
 
-    from gan_anneal.config import CONF_DIR
-    from gan_anneal.schema import flatten
 
     path = Path(CONF_DIR) / "divergence" / f"{name}.yaml"
     if not path.is_file():

@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from filelock import FileLock
+
 LEDGER = "slurm_jobs.jsonl"
 ON_THE_CLUSTER = ("queued", "running")  # a job's state while SLURM holds it (live_jobs), an outcome for reports
 SUBMIT_LOCK = ".submit.lock"
@@ -23,7 +25,6 @@ LIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "R
 
 def submit_lock(sweep_dir: str | Path):
     """The lock a launch holds from deciding what to submit until its submissions are recorded."""
-    from filelock import FileLock
 
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
     return FileLock(str(Path(sweep_dir) / SUBMIT_LOCK))

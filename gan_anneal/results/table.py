@@ -17,6 +17,9 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
+from rich.console import Console
+from rich.table import Table
+
 from gan_anneal.errors import UserError
 from gan_anneal.kinds import dataset_kind
 from gan_anneal.metric_names import FIDELITY_KEYS, IMAGE_METRICS, METRICS, PRC_METRICS, TOY_METRICS, Metric
@@ -306,7 +309,6 @@ def render_latex(tables: list[MetricTable]) -> str:
 
 
 def rich_tables(tables: list[MetricTable]):
-    from rich.table import Table
 
     made = []
     for t in tables:
@@ -354,7 +356,6 @@ def render(tables: list[MetricTable], fmt: str, width: int | None = None) -> str
     if fmt == "latex":
         return render_latex(tables)
     if fmt == "rich":
-        from rich.console import Console
 
         console = Console(record=True, width=width or text_width(tables), file=io.StringIO())
         for table in rich_tables(tables):

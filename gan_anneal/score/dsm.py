@@ -18,8 +18,12 @@ import torch
 from torch import nn
 
 from gan_anneal.models.mlp import mlp
+from gan_anneal.models.score_conv import ScoreConvNet
 from gan_anneal.optimizers import adam
+from gan_anneal.progress import StepProgress
 from gan_anneal.results.checkpoint import load_checkpoint, save_checkpoint
+from gan_anneal.results.files import compute_lock
+from gan_anneal.results.rundir import atomic_write_text
 
 
 class ScoreMLP(nn.Module):
@@ -36,7 +40,6 @@ class ScoreMLP(nn.Module):
 def build_score_network(data_shape: tuple[int, ...], hidden: int, depth: int, conv_hidden: int | None = None) -> nn.Module:
     if len(data_shape) == 1:
         return ScoreMLP(data_shape[0], hidden, depth)
-    from gan_anneal.models.score_conv import ScoreConvNet  # images
 
     return ScoreConvNet(data_shape[0], conv_hidden or hidden)
 
@@ -119,7 +122,6 @@ def pretrained_data_score(target, data_shape: tuple[int, ...], spec: dict, cache
     `patience` evaluations (0: never early); the network kept is the one with the lowest held-out loss. The
     record (held-out loss, steps, seconds) is stored beside the network as dsm-<key>.json and printed.
     """
-    from gan_anneal.results.files import compute_lock
 
     net = build_score_network(data_shape, spec["hidden"], spec["depth"], spec.get("conv_hidden")).to(device)
     path = Path(cache_dir) / f"dsm-{cache_key(spec)}.pt"
@@ -130,8 +132,6 @@ def pretrained_data_score(target, data_shape: tuple[int, ...], spec: dict, cache
 
 
 def _load_or_train(net: nn.Module, target, spec: dict, path: Path, device: torch.device, log) -> None:
-    from gan_anneal.progress import StepProgress
-    from gan_anneal.results.rundir import atomic_write_text
 
     record_path = path.with_suffix(".json")
     if path.exists():

@@ -29,6 +29,8 @@ from gan_anneal.score.dsm import (
     pretrained_data_score,
 )
 from gan_anneal.score.exact import ExactScore
+from gan_anneal.train.ema import build_ema
+from gan_anneal.train.precision import apply_device_options, backend_settings, compile_models
 
 
 def resolve_device(settings: DictConfig, model_threads: int | None = None) -> torch.device:
@@ -147,14 +149,12 @@ def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Exp
     check_values(cfg)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device, cfg.model.get("cpu_threads"))
-    from gan_anneal.train.precision import backend_settings
 
     backend = backend_settings(device, bool(cfg.device.get("deterministic", False)))
     target = build_dataset(as_dict(cfg.dataset)).to(device)
     data_shape = tuple(target.sample(1).shape[1:])
     generator, critic = build_models(as_dict(cfg.model), data_shape, as_dict(cfg.divergence))
     generator, critic = generator.to(device), critic.to(device)
-    from gan_anneal.train.precision import apply_device_options
 
     precision = apply_device_options(cfg.device, device, generator, critic)  # channels_last, precision
     divergence = build_divergence(as_dict(cfg.divergence))
@@ -165,10 +165,8 @@ def build_experiment(cfg: DictConfig, log: Callable[[str], None] = print) -> Exp
     opt_g = adam(generator.parameters(), lr=o.lr_g, betas=betas)
     opt_d = adam(critic.parameters(), lr=o.lr_d, betas=betas)
     generator_update = build_generator_update(as_dict(cfg.generator_update))
-    from gan_anneal.train.ema import build_ema
 
     ema = build_ema(generator, cfg.train.get("ema", 0.0))
-    from gan_anneal.train.precision import compile_models
 
     compile_models(cfg.device, generator, critic)  # device.compile
     return Experiment(cfg, device, target, generator, critic, divergence, regularizer, schedule, opt_g, opt_d,

@@ -16,7 +16,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from gan_anneal.errors import UserError
+from gan_anneal.evaluate.fidelity import Fidelity, resolve_options
 from gan_anneal.metric_names import higher_is_better
+from gan_anneal.results.checkpoint import save_checkpoint
 from gan_anneal.results.rundir import RunDir
 
 
@@ -40,7 +42,6 @@ class BestCheckpoint:
         value = float(record.get(self.metric, math.nan)) if self.metric else math.nan
         if not math.isfinite(value) or not self.better(value):
             return False
-        from gan_anneal.results.checkpoint import save_checkpoint
 
         save_checkpoint(self.run.best_checkpoint, state())
         self.best = {"metric": self.metric, "value": value, "step": int(step)}
@@ -52,7 +53,6 @@ class TrainingFidelity:
     """IS/FID/KID of the generator during training, prepared once (reference statistics cached on disk)."""
 
     def __init__(self, cfg: DictConfig, run_dir, num_samples: int, log: Callable[[str], None]):
-        from gan_anneal.evaluate.fidelity import Fidelity, resolve_options
 
         config = OmegaConf.to_container(cfg, resolve=True)
         self.options = resolve_options(run_dir, num_samples=num_samples, config=config)
