@@ -52,3 +52,19 @@ def job_dir(sweep: Path, i: int) -> Path:
     found = [p for p in Path(sweep).glob(f"{i}_*") if p.is_dir()]
     assert len(found) <= 1, found
     return found[0] if found else Path(sweep) / f"{i}_<not yet>"
+
+
+@pytest.fixture
+def write_corpus():
+    """Write a 300-line text corpus of twelve words (the text BGAN's data) to a path; return the path."""
+
+    def _write(path):
+        import random
+
+        rng = random.Random(0)
+        words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away", "home"]
+        lines = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 7))).capitalize() + "." for _ in range(300)]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return _write

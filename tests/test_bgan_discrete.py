@@ -159,20 +159,10 @@ def test_text_heads_and_relaxed_output():
     assert torch.allclose(x.sum(1), torch.ones(3, 32)) and d(x).shape == (3,)
 
 
-def tiny_corpus(path):
-    import random
-
-    rng = random.Random(0)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away", "home"]
-    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 7))).capitalize() + "." for _ in range(300)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def test_text_dataset_vocab_and_split(tmp_path):
+def test_text_dataset_vocab_and_split(tmp_path, write_corpus):
     from gan_anneal.data import build_dataset
 
-    t = build_dataset({"name": "text", "path": str(tiny_corpus(tmp_path / "c.txt")), "max_vocab": 192})
+    t = build_dataset({"name": "text", "path": str(write_corpus(tmp_path / "c.txt")), "max_vocab": 192})
     x = t.sample(4)
     assert x.shape == (4, t.vocab_size, 32) and torch.allclose(x.sum(1), torch.ones(4, 32))
     assert all(len(s) <= 32 for s in t.decode(x))
@@ -194,11 +184,11 @@ def test_binary_mnist_threshold_and_stochastic():
     assert 0.05 < float(thr.train.mean()) < 0.25
 
 
-def test_text_run_trains_resumes_state_and_is_probed(train_run, tmp_path):
+def test_text_run_trains_resumes_state_and_is_probed(train_run, tmp_path, write_corpus):
     from gan_anneal.experiments.critic_probe import run_probes
     from gan_anneal.results.checkpoint import load_checkpoint
 
-    corpus = tiny_corpus(tmp_path / "corpus.txt")
+    corpus = write_corpus(tmp_path / "corpus.txt")
     common = ["experiment=bgan_text", f"dataset.path={corpus}", "model.dim=16", "model.blocks=1",
               "train.batch_size=16", "bgan.samples_per_z=4", "train.log_every=4", "train.checkpoint_every=8",
               "train.eval_samples=50", "generator_update.estimator=reinforce", "train.sample_every=8"]
