@@ -303,113 +303,151 @@ def _open_run(exp: Experiment, run: RunDir, loggers: Loggers, start_from: Start,
     return start, previous_wall
 
 
-def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFidelity | None, start_from: Start | None,
-           *, console: Console, should_stop: Callable[[int], bool] | None, record: dict | None = None) -> dict:
-    start_from = start_from or Start(resume=False)
-    cfg = exp.cfg
-    total = cfg.train.steps
-    summary = run.read_summary()
-    start, previous_wall = _open_run(exp, run, loggers, start_from, summary, console=console, record=record)
+class _Session:
+    """One session's bookkeeping around the steps: the wall clock across resumes, the time spent evaluating,
+    checkpoints (only of finite models whose samples stay near the data), and eval/ records."""
 
-    every = exp.step_settings  # plain values: read at every step
-    best = BestCheckpoint(every.best_metric, run)
-    evaluating = Stopwatch(float(summary.get("evaluation_s", 0.0)) if start_from.resume else 0.0)
-    if fidelity is not None:
-        run.update_summary(eval_protocol=fidelity.protocol())
+    def __init__(self, exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFidelity | None,
+                 previous_wall: float, evaluating: Stopwatch):
+        self.exp, self.run, self.loggers, self.fidelity = exp, run, loggers, fidelity
+        self.best = BestCheckpoint(exp.step_settings.best_metric, run)
+        self.previous_wall, self.evaluating, self.t0 = previous_wall, evaluating, time.perf_counter()
 
-    def fidelity_values(at_step: int) -> dict:
-        with evaluating:
-            return fidelity.measure(exp.generator, exp.ema.model if exp.ema is not None else None)
+    def wall(self) -> float:
+        return self.previous_wall + time.perf_counter() - self.t0
 
-    flag: dict = {}
-    t0 = time.perf_counter()
-    step = start
-    last_record: dict = {}
-
-    def diverged(at_step: int, why: str) -> TrainingDiverged:
-        run.update_summary(status="diverged", steps=at_step, error=why)
-        kept = (f"last good checkpoint kept in {run.checkpoint}" if run.has_checkpoint()
+    def diverged(self, at_step: int, why: str) -> TrainingDiverged:
+        self.run.update_summary(status="diverged", steps=at_step, error=why)
+        kept = (f"last good checkpoint kept in {self.run.checkpoint}" if self.run.has_checkpoint()
                 else "no checkpoint had been written yet")
-        run.log(f"diverged: {why}")
+        self.run.log(f"diverged: {why}")
         return TrainingDiverged(f"{why}; {kept}")
 
-    def save(at_step: int) -> None:
+    def save(self, at_step: int) -> None:
+        exp = self.exp
         if not finite_state(exp):
-            raise diverged(at_step, f"non-finite parameters at step {at_step}")
-        if ran_away(generate(exp, 256, seed=cfg.seed + 2)):  # fixed noise, the run's random stream untouched
-            raise diverged(at_step, f"the samples ran away: all beyond {RUNAWAY:g} or not finite at step {at_step}")
-        run.save_checkpoint(checkpoint_state(exp, at_step))
-        run.update_summary(steps=at_step, wall_time_s=previous_wall + time.perf_counter() - t0,
-                           evaluation_s=round(evaluating.seconds, 3))
-        run.heartbeat()
+            raise self.diverged(at_step, f"non-finite parameters at step {at_step}")
+        if ran_away(generate(exp, 256, seed=exp.cfg.seed + 2)):  # fixed noise, the run's random stream untouched
+            raise self.diverged(at_step, f"the samples ran away: all beyond {RUNAWAY:g} or not finite at step "
+                                         f"{at_step}")
+        self.run.save_checkpoint(checkpoint_state(exp, at_step))
+        self.run.update_summary(steps=at_step, wall_time_s=self.wall(), evaluation_s=round(self.evaluating.seconds, 3))
+        self.run.heartbeat()
 
-    def evaluated(record: dict, at_step: int, picture=None) -> None:
+    def evaluated(self, record: dict, at_step: int, picture=None) -> None:
         """An eval/ record into every logger, and into best.pt when it improves train.best_metric."""
-        loggers.write([record])
+        self.loggers.write([record])
         if picture is not None:
-            loggers.picture(picture, at_step)
-        best.offer(record, at_step, lambda: checkpoint_state(exp, at_step))
+            self.loggers.picture(picture, at_step)
+        self.best.offer(record, at_step, lambda: checkpoint_state(self.exp, at_step))
 
+    def fidelity_values(self) -> dict:
+        with self.evaluating:
+            return self.fidelity.measure(self.exp.generator, self.exp.ema.model if self.exp.ema is not None else None)
+
+    def logged(self, step: int, raw: dict) -> dict:
+        """The step's losses as a metrics record; a non-finite one ends the run as diverged."""
+        record = _as_record(step, raw)
+        record["time_s"] = round(self.wall(), 3)
+        self.loggers.write([record])  # metrics past the checkpoint are dropped again on resume
+        if not all(math.isfinite(v) for v in record.values()):
+            raise self.diverged(step, f"non-finite loss at step {step} (loss_d={record['loss_d']:.4g}, "
+                                      f"loss_g={record['loss_g']:.4g})")
+        return record
+
+    def on_cadence(self, step: int, total: int) -> None:
+        """Pictures and target metrics, IS/FID, checkpoints: each every its own number of steps."""
+        every, cfg = self.exp.step_settings, self.exp.cfg
+        if every.sample_every and step % every.sample_every == 0 and step < total:
+            with self.evaluating:
+                snapshot = generate(self.exp, every.snapshot_samples, seed=cfg.seed + 1)  # fixed noise
+                picture = self.run.samples / f"step_{step:06d}.png"
+                self.exp.target.save_picture(snapshot, picture, f"step {step}")
+                record = eval_record(step, self.exp.target.metrics(snapshot, cfg.metrics))
+            self.evaluated(record, step, picture)
+        if self.fidelity is not None and step % every.eval_every == 0 and step < total:
+            self.evaluated(eval_record(step, self.fidelity_values()), step)
+        if step % every.checkpoint_every == 0 and step < total:
+            self.save(step)
+
+    def stop(self, step: int, flag: dict) -> TrainingInterrupted:
+        """Checkpoint and mark interrupted; a chained handler (submitit's requeue) then takes over the process."""
+        self.save(step)
+        self.run.update_summary(status="interrupted")
+        self.run.log(f"stopped by {flag.get('stop', 'request')} at step {step}; checkpoint written")
+        if "then" in flag:  # e.g. submitit's requeue on preemption; it exits this process
+            chained_handler, signum = flag["then"]
+            self.run.release_lock()
+            chained_handler(signum, None)
+        return TrainingInterrupted(f"stopped by {flag.get('stop', 'request')} at step {step}; checkpoint "
+                                   "written. Re-run the same command to continue.", flag.get("stop"))
+
+    def finish(self, total: int, start: int, last_record: dict) -> dict:
+        """The final checkpoint, samples, metrics and summary (the final evaluation is outside the wall time)."""
+        exp, cfg, every = self.exp, self.exp.cfg, self.exp.step_settings
+        self.save(total)
+        wall, steps_per_s = self.wall(), (total - start) / max(time.perf_counter() - self.t0, 1e-9)
+        evaluating_within_wall = self.evaluating.seconds
+        samples = generate(exp, every.eval_samples)
+        metrics = exp.target.metrics(samples, cfg.metrics)
+        exp.target.save_picture(samples, self.run.samples / "final.png", f"{cfg.divergence.name} · step {total}")
+        self.evaluated(eval_record(total, metrics), total, self.run.samples / "final.png")
+        if self.fidelity is not None:
+            final_fidelity = self.fidelity_values()
+            self.evaluated(eval_record(total, final_fidelity), total)
+            metrics = {**metrics, **final_fidelity}
+        final = {k: last_record[k] for k in ("lam", "beta", "w_lik", "w_ent") if k in last_record}
+        seconds = self.evaluating.seconds
+        self.run.log(f"done: {total} steps in {wall:.1f} s" + (f", {seconds:.1f} s of it evaluating" if seconds else ""))
+        return self.run.update_summary(status="done", steps=total, wall_time_s=round(wall, 3), finished_at=now_iso(),
+                                       steps_per_second=round(steps_per_s, 2), metrics=metrics,
+                                       final_coefficients=final, evaluation_s=round(seconds, 3),
+                                       evaluation_fraction=round(evaluating_within_wall / max(wall, 1e-9), 4))
+
+
+@contextmanager
+def _progress(cfg, run: RunDir, console: Console, total: int, start: int):
+    """A rich bar on a terminal, plain lines every train.progress_every_s seconds elsewhere (and always into
+    train.log); yields update(step, record, force)."""
     terminal = console.is_terminal
     plain = PlainProgress(run, console, total, start, float(cfg.train.get("progress_every_s", 30)),
                           echo=bool(cfg.train.progress) and not terminal)
-    progress = Progress(TextColumn("[bold blue]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                        TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TextColumn("left"),
-                        TimeRemainingColumn(), console=console, disable=not (cfg.train.progress and terminal),
-                        transient=False)
-    with stop_on_signals(flag), progress:
-        task = progress.add_task("train", total=total, completed=start, losses="")
+    bar = Progress(TextColumn("[bold blue]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TextColumn("left"),
+                   TimeRemainingColumn(), console=console, disable=not (cfg.train.progress and terminal),
+                   transient=False)
+    with bar:
+        task = bar.add_task("train", total=total, completed=start, losses="")
+
+        def update(step: int, record: dict, force: bool = False) -> None:
+            bar.update(task, completed=step,
+                       losses=f"D {record['loss_d']:+.3f}  G {record['loss_g']:+.3f}  λ {record['lam']:+.3f}")
+            plain(step, record, force=force)
+
+        yield update
+
+
+def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFidelity | None, start_from: Start | None,
+           *, console: Console, should_stop: Callable[[int], bool] | None, record: dict | None = None) -> dict:
+    start_from = start_from or Start(resume=False)
+    total = exp.cfg.train.steps
+    summary = run.read_summary()
+    start, previous_wall = _open_run(exp, run, loggers, start_from, summary, console=console, record=record)
+    evaluating = Stopwatch(float(summary.get("evaluation_s", 0.0)) if start_from.resume else 0.0)
+    if fidelity is not None:
+        run.update_summary(eval_protocol=fidelity.protocol())
+    session = _Session(exp, run, loggers, fidelity, previous_wall, evaluating)
+    log_every = exp.step_settings.log_every  # plain values: read at every step
+    flag: dict = {}
+    step, last_record = start, {}
+    with stop_on_signals(flag), _progress(exp.cfg, run, console, total, start) as progress:
         while step < total:
             raw = train_step(exp, step)
             step += 1
-            if step % every.log_every == 0 or step == total:
-                record = _as_record(step, raw)
-                record["time_s"] = round(previous_wall + time.perf_counter() - t0, 3)
-                loggers.write([record])  # metrics past the checkpoint are dropped again on resume
-                if not all(math.isfinite(v) for v in record.values()):
-                    raise diverged(step, f"non-finite loss at step {step} (loss_d={record['loss_d']:.4g}, "
-                                         f"loss_g={record['loss_g']:.4g})")
-                last_record = record
-                progress.update(task, completed=step,
-                                losses=f"D {record['loss_d']:+.3f}  G {record['loss_g']:+.3f}  λ {record['lam']:+.3f}")
-                plain(step, record, force=step == total)
-            if every.sample_every and step % every.sample_every == 0 and step < total:
-                with evaluating:
-                    snapshot = generate(exp, every.snapshot_samples, seed=cfg.seed + 1)  # fixed noise
-                    picture = run.samples / f"step_{step:06d}.png"
-                    exp.target.save_picture(snapshot, picture, f"step {step}")
-                    record = eval_record(step, exp.target.metrics(snapshot, cfg.metrics))
-                evaluated(record, step, picture)
-            if fidelity is not None and step % every.eval_every == 0 and step < total:
-                evaluated(eval_record(step, fidelity_values(step)), step)
-            if step % every.checkpoint_every == 0 and step < total:
-                save(step)
+            if step % log_every == 0 or step == total:
+                last_record = session.logged(step, raw)
+                progress(step, last_record, force=step == total)
+            session.on_cadence(step, total)
             if flag.get("stop") or (should_stop is not None and should_stop(step)):
-                save(step)
-                run.update_summary(status="interrupted")
-                run.log(f"stopped by {flag.get('stop', 'request')} at step {step}; checkpoint written")
-                if "then" in flag:  # e.g. submitit's requeue on preemption; it exits this process
-                    chained_handler, signum = flag["then"]
-                    run.release_lock()
-                    chained_handler(signum, None)
-                raise TrainingInterrupted(f"stopped by {flag.get('stop', 'request')} at step {step}; checkpoint "
-                                          "written. Re-run the same command to continue.", flag.get("stop"))
-    save(total)
-    wall = previous_wall + time.perf_counter() - t0
-    evaluating_within_wall = evaluating.seconds  # the final evaluation below is outside `wall`
-
-    samples = generate(exp, every.eval_samples)
-    metrics = exp.target.metrics(samples, cfg.metrics)
-    exp.target.save_picture(samples, run.samples / "final.png", f"{cfg.divergence.name} · step {total}")
-    evaluated(eval_record(total, metrics), total, run.samples / "final.png")
-    if fidelity is not None:
-        final_fidelity = fidelity_values(total)
-        evaluated(eval_record(total, final_fidelity), total)
-        metrics = {**metrics, **final_fidelity}
-    final = {k: last_record[k] for k in ("lam", "beta", "w_lik", "w_ent") if k in last_record}
-    run.log(f"done: {total} steps in {wall:.1f} s" + (f", {evaluating.seconds:.1f} s of it evaluating"
-                                                     if evaluating.seconds else ""))
-    return run.update_summary(status="done", steps=total, wall_time_s=round(wall, 3), finished_at=now_iso(),
-                              steps_per_second=round((total - start) / max(time.perf_counter() - t0, 1e-9), 2),
-                              metrics=metrics, final_coefficients=final, evaluation_s=round(evaluating.seconds, 3),
-                              evaluation_fraction=round(evaluating_within_wall / max(wall, 1e-9), 4))
+                raise session.stop(step, flag)
+    return session.finish(total, start, last_record)
