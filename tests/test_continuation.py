@@ -239,3 +239,24 @@ def test_a_preempted_job_checkpoints_hands_the_signal_on_and_its_requeue_matches
     assert not run.lock_path.exists()
     outcome, _ = train_run(*SHORT, name="job")  # the requeued job
     assert outcome == "done" and _same_params(straight.path, run.path)
+
+
+def test_what_a_launch_will_do_is_read_from_the_directory(train_run, make_cfg, tmp_path):
+    """continuation.launch_action, which the sweep's plan and the SLURM launcher's skip both ask."""
+    from gan_anneal.results.continuation import launch_action
+
+    cfg = make_cfg(*SHORT)
+    assert launch_action(tmp_path / "nothing", cfg) == "train"
+    _, run = train_run(*SHORT, name="R", should_stop=lambda step: step == 20)
+    assert launch_action(run.path, cfg) == "resume"
+    assert launch_action(run.path, make_cfg(*SHORT, "optim.lr_g=5e-4")) == "differs"
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run.lock_path.write_text(json.dumps({"host": socket.gethostname(), "pid": live.pid}))
+        run.update_summary(status="running")
+        assert launch_action(run.path, cfg) == "busy"
+    finally:
+        live.kill()
+        live.wait()
+    train_run(*SHORT, name="R")
+    assert launch_action(run.path, cfg) == "done"

@@ -183,7 +183,7 @@ def test_each_job_decides_from_its_folder(tmp_path):
     longer = plan_jobs(spec, tmp_path, [*TINY, "train.steps=20"], divergences=["jsd"], columns=["0"])[0]
     assert next_action(longer, spec) == "resume"  # a larger train.steps extends the run
     other = plan_jobs(spec, tmp_path, [*TINY, "optim.lr_g=5e-4"], divergences=["jsd"], columns=["0"])[0]
-    assert next_action(other, spec) == "stale"  # other settings: reported, retrained only with --retry
+    assert next_action(other, spec) == "differs"  # other settings: reported, retrained only with --retry
     run = RunDir(job.path)
     for status in ("failed", "diverged"):
         run.update_summary(status=status)
@@ -192,14 +192,14 @@ def test_each_job_decides_from_its_folder(tmp_path):
     assert next_action(job, spec) == "resume"
 
 
-def test_a_stale_job_is_reported_and_retrained_only_with_retry(tmp_path):
+def test_a_job_with_other_settings_is_reported_and_retrained_only_with_retry(tmp_path):
     out = tmp_path / "toy"
     args = ["toy_table", "--out", str(out), "--jobs", "1", "--divergences", "jsd", "--columns=0", "--seeds", "0",
             *TINY]
     assert cli("sweep", *args).exit_code == 0
     stale = cli("sweep", *args, "optim.lr_g=5e-4")
     assert stale.exit_code == 1 and "other settings" in stale.output and "--retry" in stale.output
-    assert "1 stale, left as it was" in stale.output and "1 done" not in stale.output  # the summary says so too
+    assert "1 other settings, left as it was" in stale.output and "1 done" not in stale.output  # the summary says so too
     run = out / "jsd" / "static_0_seed0"
     assert "lr_g: 0.001" in (run / "config.yaml").read_text()  # left as it was
     retried = cli("sweep", *args, "optim.lr_g=5e-4", "--retry")

@@ -12,7 +12,7 @@ dynamic: divergence × schedule × seed) through the chosen launcher, each job i
 
 Started again, every job decides from its own folder (results/continuation.py): finished jobs end at once
 (and evaluate if their eval.json lacks a metric), interrupted or killed ones resume from their checkpoint. A
-folder holding a run with other settings (stale) or a failed run is reported and trained afresh only with
+folder holding a run with other settings (differs) or a failed run is reported and trained afresh only with
 --retry; a diverged run is a result and stays. Where the jobs run is the launcher's business: joblib for
 parallel single-thread jobs on one machine, submitit on SLURM (a preempted job is requeued and resumes).
 """
@@ -37,7 +37,7 @@ from gan_anneal.evaluate.fidelity import resolve_inception_weights
 from gan_anneal.experiments.sweep_progress import SweepProgress
 from gan_anneal.hydra_app import hydra_train
 from gan_anneal.results.collect import MANIFEST, column_key
-from gan_anneal.results.continuation import NothingToDo, plan_start
+from gan_anneal.results.continuation import launch_action
 from gan_anneal.results.evaluations import has_metrics
 from gan_anneal.results.rundir import RunDir, atomic_write_text
 from gan_anneal.results.slurm_jobs import ON_THE_CLUSTER, live_jobs
@@ -190,24 +190,18 @@ def evaluated(path: Path, spec: SweepSpec) -> bool:
 
 
 def next_action(job: Job, spec: SweepSpec) -> str:
-    """train | resume | evaluate | skip | stale | failed | diverged | busy: what launching this job will do."""
-
-    run = RunDir(job.path)
-    if not run.exists():
+    """train | resume | evaluate | skip | differs | failed | diverged | busy: what launching this job will do
+    (continuation.launch_action with the sweep's evaluation; a finished, evaluated run is skipped)."""
+    if not RunDir(job.path).exists():
         return "train"
-    try:
-        start = plan_start(run, compose(job.overrides), writer_alive=run.writer_alive())
-    except UserError as error:
-        return "busy" if "right now" in str(error) else "stale"
-    except NothingToDo as nothing:
-        if nothing.outcome != "done":
-            return nothing.outcome
-        return "skip" if evaluated(run.path, spec) else "evaluate"
-    return "resume" if start.resume else "train"
+    action = launch_action(job.path, compose(job.overrides))
+    if action == "done":
+        return "skip" if evaluated(job.path, spec) else "evaluate"
+    return action
 
 
 def clear_run(path: Path) -> None:
-    """--retry: drop what a stale or failed attempt left, so the job trains afresh."""
+    """--retry: drop what a differing or failed attempt left, so the job trains afresh."""
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "eval.json", "error.txt", "eval_error.txt",
                  "train.log"):
         (path / name).unlink(missing_ok=True)
@@ -299,7 +293,7 @@ class SweepReport:
 
         if self.interrupted:
             return EXIT_CODES[self.interrupted]
-        ended = ("done", "diverged", *ON_THE_CLUSTER)  # stale, failed or busy jobs are reported, not trained
+        ended = ("done", "diverged", *ON_THE_CLUSTER)  # differing, failed or busy jobs are reported, not trained
         return 0 if all(status in ended for status in self.after.values()) else 1
 
 
@@ -352,11 +346,11 @@ def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher:
         actions.update({path: state for path, state in cluster_states(out).items() if path in actions})
     for job in planned:
         action = actions[job.path]
-        if action in ("stale", "failed") and retry:
+        if action in ("differs", "failed") and retry:
             clear_run(Path(job.path))
             actions[job.path] = "train"
-        elif action in ("stale", "failed"):
-            why = "holds a run with other settings" if action == "stale" else "failed before"
+        elif action in ("differs", "failed"):
+            why = "holds a run with other settings" if action == "differs" else "failed before"
             log(f"  {job.label}: {why}; left as it is (pass --retry to train it afresh) — {job.path}")
     counts: dict[str, int] = {}
     for action in actions.values():
@@ -377,7 +371,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher:
                 interrupted = launch_each(blocks, chosen)
         else:
             interrupted = launch_each(blocks, chosen)
-    left = {"stale": "stale, left as it was", "failed": "failed, left as it was", "busy": "busy elsewhere"}
+    left = {"differs": "other settings, left as it was", "failed": "failed, left as it was", "busy": "busy elsewhere"}
     on_cluster = cluster_states(out) if launcher == "slurm" else {}
     after = {}
     for job in planned:

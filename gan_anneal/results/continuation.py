@@ -65,6 +65,10 @@ def differences(stored: DictConfig, wanted: DictConfig) -> dict[str, tuple]:
             if k not in NEUTRAL_KEYS and a.get(k, "<absent>") != b.get(k, "<absent>")}
 
 
+class RunBusy(UserError):
+    """Another live process is writing the run directory."""
+
+
 def plan_start(run: RunDir, cfg: DictConfig, writer_alive: bool) -> Start:
     """Decide what training `cfg` in `run` means; raise UserError or NothingToDo when it must not train."""
     if not run.exists():
@@ -72,7 +76,7 @@ def plan_start(run: RunDir, cfg: DictConfig, writer_alive: bool) -> Start:
     summary = run.read_summary()
     status = summary.get("status", "interrupted")
     if status == "running" and writer_alive:
-        raise UserError(f"{run.path} is being trained right now by another process "
+        raise RunBusy(f"{run.path} is being trained right now by another process "
                         f"({run.lock_holder() or 'see its .lock'}). Wait for it, or choose another hydra.run.dir.")
     stored = run.read_config()
     diff = differences(stored, cfg)
@@ -100,19 +104,26 @@ def plan_start(run: RunDir, cfg: DictConfig, writer_alive: bool) -> Start:
     return Start(resume=run.has_checkpoint())
 
 
-def finished_outcome(path, cfg: DictConfig) -> str | None:
-    """'done' or 'diverged' when launching `cfg` into `path` would end at once (a finished run, evaluated where
-    the config evaluates after training); None when it would train, resume, evaluate or be refused."""
+LAUNCH_ACTIONS = ("train", "resume", "evaluate", "done", "failed", "diverged", "differs", "busy")
 
+
+def launch_action(path, cfg: DictConfig) -> str:
+    """What launching `cfg` into `path` will do, one of LAUNCH_ACTIONS: train afresh, resume, only evaluate (a
+    finished run lacking the evaluation its config asks for after training), end at once (done, failed,
+    diverged), or be refused (differs: a run with other settings; busy: a live writer). Not `ganneal runs`'
+    "stale", which is a run marked running whose writer is gone."""
     run = RunDir(path)
     try:
-        plan_start(run, cfg, writer_alive=run.writer_alive())
+        start = plan_start(run, cfg, writer_alive=run.writer_alive())
+    except RunBusy:
+        return "busy"
+    except UserError:
+        return "differs"
     except NothingToDo as nothing:
         evaluate = cfg.get("evaluate") or {}
         if nothing.outcome == "done" and evaluate.get("after_training") and not has_metrics(
                 run.path, evaluate.get("metrics"), evaluate.get("num_samples"), evaluate.get("extractor")):
-            return None
-        return nothing.outcome if nothing.outcome in ("done", "diverged") else None
-    except UserError:
-        return None
+            return "evaluate"
+        return nothing.outcome
+    return "resume" if start.resume else "train"
     return None

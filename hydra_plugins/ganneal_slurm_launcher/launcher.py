@@ -37,13 +37,15 @@ def wait_for_queue(job_ids: list[str], every_s: float = 10.0) -> None:
 
 
 def finished(folder: Path, cfg: DictConfig) -> str | None:
-    """'done' when the folder's run is finished (and evaluated, where the job would evaluate it)."""
-    from gan_anneal.results.continuation import finished_outcome
+    """'done' or 'diverged' when the folder's run would end at once (finished, and evaluated where the job would
+    evaluate it); None when the job has work to do or would be refused."""
+    from gan_anneal.results.continuation import launch_action
 
     run_cfg = cfg.copy()
     with open_dict(run_cfg):
         del run_cfg["hydra"]
-    return finished_outcome(folder, run_cfg)
+    action = launch_action(folder, run_cfg)
+    return action if action in ("done", "diverged") else None
 
 
 class GannealSlurmLauncher(SlurmLauncher):
