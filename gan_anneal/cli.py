@@ -446,6 +446,33 @@ def figure(
     typer.echo(f"wrote {path}")
 
 
+@app.command("pixel-descent")
+def pixel_descent(
+    run_dir: str = typer.Argument(..., help="A finished run of an f-divergence GAN (jsd, rkl, bgan_*, fgan_*)."),
+    critic_steps: int = typer.Option(1000, "--critic-steps", help="Critic steps against the frozen generator."),
+    steps: int = typer.Option(300, "--steps", help="Gradient-descent steps on the samples themselves."),
+    lr: float = typer.Option(0.01, "--lr", help="Step size of the descent on the samples."),
+    n: int = typer.Option(2000, "-n", help="Samples descended."),
+) -> None:
+    """BGAN's stability demonstration: train the run's critic further, then descend the proxy loss and the
+    boundary-seeking loss on the samples themselves; snapshots and a JSON record go to RUN/pixel_descent/.
+    [dim]Example: ganneal pixel-descent runs/<jsd run> --critic-steps 1000 --steps 300[/]"""
+    if min(critic_steps, steps, n) < 1 or lr <= 0:
+        fail("--critic-steps, --steps and -n must be positive integers and --lr a positive number.")
+    from rich.console import Console
+
+    from gan_anneal.errors import UserError
+    from gan_anneal.experiments.pixel_descent import pixel_descent as descend
+    from gan_anneal.experiments.pixel_descent import trajectory_table
+
+    try:
+        record = descend(run_dir, critic_steps=critic_steps, steps=steps, lr=lr, n=n)
+    except UserError as error:
+        fail(str(error))
+    Console().print(trajectory_table(record))
+    typer.echo(f"snapshots in {Path(run_dir) / 'pixel_descent'}")
+
+
 EVALUATE = shipped("evaluate")  # the defaults the evaluate options name in their help
 
 
@@ -583,8 +610,8 @@ def sweep(
     no_wait: bool = typer.Option(False, "--no-wait", help="--launcher slurm: submit the jobs and return (log out; "
                                  "the same command again submits only what is neither finished nor queued)."),
 ) -> None:
-    """Run a named sweep as Hydra multiruns, resumably: finished jobs end at once, interrupted ones resume, stale
-    or failed ones are retrained only with --retry. [dim]Examples: ganneal sweep toy_table ·
+    """Run a named sweep as Hydra multiruns, resumably: finished jobs end at once, interrupted ones resume, ones
+    with other settings or failed ones are retrained only with --retry. [dim]Examples: ganneal sweep toy_table ·
     ganneal sweep cifar10_table --launcher slurm --no-wait hydra.launcher.partition=gpu ·
     ganneal sweep cifar10_table_smoke --out runs/smoke[/]"""
     from rich.console import Console

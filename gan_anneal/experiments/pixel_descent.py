@@ -8,23 +8,21 @@
 
 The proxy loss keeps pushing samples towards larger F, beyond the data; the boundary loss stops at F = 0.
 
-    python -m gan_anneal.experiments.pixel_descent RUN_DIR --critic-steps 1000 --steps 300 --lr 0.01
+    ganneal pixel-descent RUN_DIR --critic-steps 1000 --steps 300 --lr 0.01
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import torch
-from rich.console import Console
 from rich.table import Table
 
 from gan_anneal.errors import UserError
 from gan_anneal.experiments.critic_probe import load_run
 from gan_anneal.objectives.divergences import build_divergence
 from gan_anneal.optimizers import adam
+from gan_anneal.progress import StepProgress
 from gan_anneal.results.checkpoint import load_checkpoint
 from gan_anneal.train.build import as_dict
 
@@ -47,15 +45,17 @@ def pixel_descent(run_dir, *, critic_steps: int = 1000, steps: int = 300, lr: fl
     torch.manual_seed(seed)
     opt = adam(critic.parameters(), lr=exp.cfg.optim.lr_d, betas=exp.cfg.optim.betas)
     g = exp.generator
-    for _ in range(critic_steps):  # 2. the critic, trained further against the frozen generator
-        real = exp.target.sample(exp.cfg.train.batch_size)
-        with torch.no_grad():
-            fake = g(g.sample_noise(exp.cfg.train.batch_size, exp.device))
-        loss = exp.divergence.critic_loss(critic(real), critic(fake))
-        penalty = exp.divergence.penalty(critic, real, fake)
-        opt.zero_grad(set_to_none=True)
-        (loss if penalty is None else loss + penalty).backward()
-        opt.step()
+    with StepProgress("pixel descent: the critic against the frozen generator", critic_steps) as bar:
+        for i in range(critic_steps):  # 2. the critic, trained further against the frozen generator
+            real = exp.target.sample(exp.cfg.train.batch_size)
+            with torch.no_grad():
+                fake = g(g.sample_noise(exp.cfg.train.batch_size, exp.device))
+            loss = exp.divergence.critic_loss(critic(real), critic(fake))
+            penalty = exp.divergence.penalty(critic, real, fake)
+            opt.zero_grad(set_to_none=True)
+            (loss if penalty is None else loss + penalty).backward()
+            opt.step()
+            bar.update(i + 1)
     critic.eval().requires_grad_(False)
 
     with torch.no_grad():
@@ -89,17 +89,8 @@ def pixel_descent(run_dir, *, critic_steps: int = 1000, steps: int = 300, lr: fl
     return record
 
 
-def main(argv=None) -> None:
-
-
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir")
-    p.add_argument("--critic-steps", type=int, default=1000)
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("-n", type=int, default=2000)
-    a = p.parse_args(argv)
-    record = pixel_descent(a.run_dir, critic_steps=a.critic_steps, steps=a.steps, lr=a.lr, n=a.n)
+def trajectory_table(record: dict) -> Table:
+    """Both trajectories as one rich table: the proxy loss's F keeps growing, the boundary loss's |F| shrinks."""
     table = Table(title="pixel-space descent (lower |F| = closer to the decision boundary)")
     for col in ("loss", "step", "mean F", "moved", "mean log p"):
         table.add_column(col, justify="right")
@@ -107,9 +98,4 @@ def main(argv=None) -> None:
         for s in trace:
             table.add_row(kind, str(s["step"]), f"{s['mean_F']:+.3f}", f"{s['moved']:.3f}",
                           f"{s['mean_log_p']:.3f}" if "mean_log_p" in s else "–")
-    Console().print(table)
-    Console().print(f"snapshots in {Path(a.run_dir) / 'pixel_descent'}")
-
-
-if __name__ == "__main__":
-    main()
+    return table
