@@ -617,41 +617,15 @@ def sweep(
     from rich.console import Console
 
     from gan_anneal.errors import UserError
-    from gan_anneal.experiments.sweep import (
-        check_prerequisites,
-        launcher_overrides,
-        load_sweep,
-        next_action,
-        plan_jobs,
-        run_sweep,
-    )
+    from gan_anneal.experiments.sweep import next_action, run_sweep
 
     console = Console()
     overrides = list(overrides or [])
     if jobs is not None and jobs < 1:
         fail(f"--jobs must be a positive integer, got {jobs}.")
-    try:
-        spec = load_sweep(name)
-        out_dir = out or spec.out
-        seed_list = [int(x) for x in _split_list(seeds)] if seeds else None
-        planned = plan_jobs(spec, out_dir, overrides, _split_list(divergences), _split_list(columns), seed_list)
-        if not planned:
-            raise UserError("--divergences/--columns leave no run to do.")
-        from gan_anneal.config import compose
-
-        first_cfg = compose(planned[0].overrides)  # bad overrides fail here, once, not in every run
-        on_gpu = _on_gpu(first_cfg.device.name)
-        jobs = jobs or (GPU_JOBS if on_gpu else (os.cpu_count() or 1))
-        launcher = launcher or ("joblib" if jobs > 1 else "basic")
-        launcher_overrides(launcher, jobs, wait=not no_wait)
-        problems = check_prerequisites(spec, overrides)
-    except UserError as error:
-        fail(str(error))
-    if problems:
-        console.print(f"[bold red]sweep {name} cannot run here:[/]")
-        for problem in problems:
-            console.print(f"  [red]✗[/] {problem}", highlight=False)
-        raise typer.Exit(2)
+    seed_list = [int(x) for x in _split_list(seeds)] if seeds else None
+    spec, out_dir, planned, jobs, launcher = _plan_sweep(name, out, overrides, divergences, columns, seed_list,
+                                                         jobs, launcher, no_wait, console)
     if check:
         console.print(f"[green]✓[/] sweep {name}: prerequisites present ({len(planned)} runs planned in {out_dir})")
         return
@@ -673,11 +647,38 @@ def sweep(
                   + f"; exit code {report.exit_code}; table: [bold]ganneal table {out_dir}[/]", soft_wrap=True)
     if no_wait:
         console.print(f"submitted: [bold]ganneal runs {out_dir}[/] shows the jobs as they finish", soft_wrap=True)
-        raise typer.Exit(report.exit_code)
-    from gan_anneal.experiments.sweep_progress import measured_cost
+    else:
+        from gan_anneal.experiments.sweep_progress import measured_cost
 
-    console.print(measured_cost(planned, jobs if launcher == "joblib" else 1), highlight=False)
+        console.print(measured_cost(planned, jobs if launcher == "joblib" else 1), highlight=False)
     raise typer.Exit(report.exit_code)
+
+
+def _plan_sweep(name, out, overrides, divergences, columns, seed_list, jobs, launcher, no_wait, console):
+    """The sweep's spec, folder, jobs, job count and launcher; bad input and missing prerequisites are exit 2."""
+    from gan_anneal.config import compose
+    from gan_anneal.errors import UserError
+    from gan_anneal.experiments.sweep import check_prerequisites, launcher_overrides, load_sweep, plan_jobs
+
+    try:
+        spec = load_sweep(name)
+        out_dir = out or spec.out
+        planned = plan_jobs(spec, out_dir, overrides, _split_list(divergences), _split_list(columns), seed_list)
+        if not planned:
+            raise UserError("--divergences/--columns leave no run to do.")
+        first_cfg = compose(planned[0].overrides)  # bad overrides fail here, once, not in every run
+        jobs = jobs or (GPU_JOBS if _on_gpu(first_cfg.device.name) else (os.cpu_count() or 1))
+        launcher = launcher or ("joblib" if jobs > 1 else "basic")
+        launcher_overrides(launcher, jobs, wait=not no_wait)
+        problems = check_prerequisites(spec, overrides)
+    except UserError as error:
+        fail(str(error))
+    if problems:
+        console.print(f"[bold red]sweep {name} cannot run here:[/]")
+        for problem in problems:
+            console.print(f"  [red]✗[/] {problem}", highlight=False)
+        raise typer.Exit(2)
+    return spec, out_dir, planned, jobs, launcher
 
 
 @app.command()
