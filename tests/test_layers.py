@@ -59,3 +59,39 @@ def test_help_and_bad_input_answer_without_loading_torch(tmp_path):
                             timeout=120)
     codes, loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert codes == [0, 0, 2, 2, 2, 2, 2, 2] and not loaded, (codes, loaded)
+
+
+# Modules whose tests reach them through a command or a training run, not by importing them: the test that does.
+THROUGH = {
+    "gan_anneal.data.discrete": "the binary and text data of test_bgan_discrete.py's runs",
+    "gan_anneal.experiments.energy_figure": "`ganneal figure kidney` in test_energies.py",
+    "gan_anneal.experiments.pixel_descent": "`ganneal pixel-descent` in test_pixel_descent.py",
+    "gan_anneal.experiments.schedule_plot": "`ganneal schedule --compare --plot` in test_config.py",
+    "gan_anneal.figures": "every picture a run or command saves (test_training.py, test_config.py)",
+    "gan_anneal.models.dcgan": "the image runs of test_images.py and test_experiments.py",
+    "gan_anneal.models.mlp": "every toy run (test_training.py)",
+    "gan_anneal.models.score_conv": "the image data score and model score of test_images.py",
+    "gan_anneal.results.files": "parallel processes on an empty cache in test_shared_caches.py",
+    "gan_anneal.results.listing": "`ganneal runs` in test_bad_input.py",
+    "gan_anneal.results.settings": "the tables' setting columns in test_table.py",
+    "gan_anneal.train.monitor": "train.eval_every and train.best_metric in test_monitor.py",
+    "gan_anneal.train.precision": "device.precision in test_device_options.py",
+}
+
+
+def test_every_module_has_a_direct_test_or_names_the_one_that_reaches_it():
+    import re
+
+    tests = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py"))
+    untested = []
+    for path in sorted((ROOT / "gan_anneal").rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        parent, name = module.rsplit(".", 1)
+        direct = re.search(rf"from {re.escape(module)} import|import {re.escape(module)}\b|"
+                           rf"from {re.escape(parent)} import [^\n]*\b{name}\b", tests)
+        if not direct and module not in THROUGH:
+            untested.append(module)
+    assert untested == [], "import these in a test, or say in THROUGH which test reaches them"
+    assert all((ROOT / (m.replace(".", "/") + ".py")).exists() for m in THROUGH)  # no reason for a module gone
