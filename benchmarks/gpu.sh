@@ -68,7 +68,7 @@ fi
 step install-ganneal 30 python -m pip install --no-index --no-deps --no-build-isolation -e .
 step nvidia-smi 10 nvidia-smi
 step versions 20 ganneal --version
-step pytest-gpu 100 python -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py
+step pytest-gpu 100 python -m pytest -m gpu -q -p no:cacheprovider tests/train/test_gpu.py
 step bench-step 80 python benchmarks/gpu_bench.py step --out "$OUT"
 step bench-concurrent 90 python benchmarks/gpu_bench.py concurrent --out "$OUT"
 step bench-long 120 python benchmarks/gpu_bench.py long --out "$OUT"

@@ -1,6 +1,6 @@
 """What kind of data each `dataset=` option is, known without importing torch (bad-input paths stay fast).
 
-tests/test_bad_input.py checks this table against the dataset registry (gan_anneal/data), so a new data set
+tests/cli/test_bad_input.py checks this table against the dataset registry (gan_anneal/data), so a new data set
 cannot be left out of it.
 """
 

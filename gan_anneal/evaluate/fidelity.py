@@ -213,7 +213,7 @@ def compute_metrics(input1, input2, metrics: list[str], *, extractor: str, weigh
     `input1` is a torch-fidelity generator (give `num_samples`) or a Dataset of uint8 images: the samples; `input2`
     the reference Dataset of real images (needed for fid, kid and prc). The order matters for prc: precision is
     the share of input1 inside the real manifold, recall the share of input2 inside the samples' manifold
-    (tests/test_fidelity.py pins it). A reference is cached on disk only with `input2_cache_name`."""
+    (tests/evaluate/test_fidelity.py pins it). A reference is cached on disk only with `input2_cache_name`."""
     import torch  # deferred: loads torch; this module stays torch-free at import
     import torch_fidelity  # deferred: torch-fidelity is slow to import and only this path needs it
 

@@ -12,7 +12,7 @@ Evaluation (`ganneal evaluate`) turns TF32 off again (evaluate/fidelity.py full_
 Under bf16/fp16 only the generator's and critic's forward passes run in autocast; their outputs are cast back
 to fp32 (a forward hook), so losses, the gradient penalty (computed outside autocast by the loop), score
 models and regulariser surrogates stay in fp32. In fp32 every option here is the identity: the default
-path is bit-for-bit the one without this module. Tolerances are in tests/test_device_options.py and
+path is bit-for-bit the one without this module. Tolerances are in tests/train/test_device_options.py and
 docs/benchmarks.md.
 """
 

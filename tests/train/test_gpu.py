@@ -3,7 +3,7 @@
 - a CUDA training run of each divergence, with each regulariser, ends `done` with finite numbers and records the
   backend it chose (TF32 on, cuDNN autotuning on);
 - an interrupted CUDA run resumes exactly (device.deterministic=true, one GPU);
-- bf16 and compile stay within tests/test_device_options.py's tolerances on CUDA too;
+- bf16 and compile stay within tests/train/test_device_options.py's tolerances on CUDA too;
 - `ganneal evaluate` on CUDA equals the CPU result on the same samples (TF32 is off inside evaluation).
 """
 

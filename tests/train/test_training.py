@@ -104,7 +104,7 @@ def test_cli_single_run_and_resume(tmp_path, run_cli):
     assert summary["command"].startswith("ganneal train train.steps=30")
     assert summary["host"] and summary["started_at"] <= summary["finished_at"] and "torch" in summary["versions"]
     assert summary["backend"] == {"device": "cpu", "threads": 1}  # the toy MLP's cpu_threads (model/mlp.yaml)
-    if (Path(__file__).resolve().parents[1] / ".git").exists():
+    if (Path(__file__).resolve().parents[2] / ".git").exists():
         assert len(summary["source"]["commit"]) == 40 and isinstance(summary["source"]["dirty"], bool)
     # extending a finished run continues from its checkpoint
     result = run_cli("train", f"resume={run_dir}", "train.steps=40")

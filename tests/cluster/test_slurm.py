@@ -18,7 +18,7 @@ import pytest
 import torch
 
 pytestmark = pytest.mark.slurm
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # a toy run long enough to be interrupted: about 10-60 s of one core, depending on the machine
 TOY = ["device.threads=1", "train.log_every=50", "train.checkpoint_every=100000"]
 

@@ -443,7 +443,7 @@ def test_the_cluster_script_without_root_is_exit_2_and_changes_nothing(tmp_path)
     import subprocess
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "slurm_cluster.sh"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "slurm_cluster.sh"
     before = sorted(Path("/etc/slurm").glob("*")) if Path("/etc/slurm").exists() else []
     command = ["bash", str(script), "up"]
     if os.geteuid() == 0:
