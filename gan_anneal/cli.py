@@ -698,7 +698,10 @@ def table(
     extractor: Optional[str] = typer.Option(None, "--extractor", help="Use each run's kept evaluation made with this "
                                             "feature extractor (e.g. ganneal-mnist)."),
     against: Optional[str] = typer.Option(None, "--against", help="Also print each column's difference from this "
-                                          "column (e.g. 0: λ = 0) with a 95% Welch interval over seeds."),
+                                          "column (e.g. 0: λ = 0) with a 95% interval, paired by seed where both "
+                                          "columns ran the same seeds."),
+    unpaired: bool = typer.Option(False, "--unpaired", help="With --against: compare the columns' means as "
+                                  "independent runs (Welch), even where they share seeds."),
 ) -> None:
     """Tabulate runs in the layout of Tao et al. (2019), Table 1: rows divergence, columns λ then PMA/NMA/OA,
     mean ± std over seeds, best per row marked. [dim]Examples: ganneal table runs/cifar10_table --reference
@@ -736,7 +739,7 @@ def table(
             from gan_anneal.results.compare import verdict
             from gan_anneal.results.table import metric_by_name
 
-            differences = verdict(records, [metric_by_name(m) for m in names], against)
+            differences = verdict(records, [metric_by_name(m) for m in names], against, paired=not unpaired)
             if fmt == "markdown":  # CSV and LaTeX stay machine-readable: the verdict goes to the terminal only
                 text += differences
     except UserError as error:

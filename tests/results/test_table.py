@@ -167,7 +167,7 @@ def test_a_table_says_when_its_runs_come_from_different_source_commits(runs):
     assert "2 source commits (aaaaaaaaaa, bbbbbbbbbb)" in " ".join(text.split())
 
 
-def test_a_column_against_lambda_zero_gets_a_welch_interval_and_a_reading(tmp_path):
+def test_a_column_against_lambda_zero_gets_a_welch_interval_unpaired_and_a_reading(tmp_path):
     from scipy import stats
 
     from gan_anneal.metric_names import METRICS
@@ -178,7 +178,7 @@ def test_a_column_against_lambda_zero_gets_a_welch_interval_and_a_reading(tmp_pa
         fake_run(root, "jsd", "static", 0, seed, "done", {"fid": base})
         fake_run(root, "jsd", "oa", 1.0, seed, "done", {"fid": oa})
         fake_run(root, "jsd", "nma", 1.0, seed, "done", {"fid": nma})
-    found = {d.column: d for d in compare(collect_runs(root), METRICS["fid"])}
+    found = {d.column: d for d in compare(collect_runs(root), METRICS["fid"], paired=False)}
     oa = found["OA"]
     assert oa.difference == pytest.approx(-12.0)
     se = ((4 / 3) + (1 / 3)) ** 0.5  # sample variances 4 and 1 over 3 seeds each
@@ -189,7 +189,45 @@ def test_a_column_against_lambda_zero_gets_a_welch_interval_and_a_reading(tmp_pa
 
     result = runner.invoke(app,
                            ["table", str(root), "--metric", "fid", "--against", "0", "--format", "markdown"])
-    assert result.exit_code == 0 and "| jsd | OA | 3 vs 3 | -12.0 |" in result.output, result.output
+    assert result.exit_code == 0 and "| jsd | OA | 3 paired | -12.0 |" in result.output, result.output
+    unpaired = runner.invoke(app, ["table", str(root), "--metric", "fid", "--against", "0", "--unpaired",
+                                   "--format", "markdown"])
+    assert unpaired.exit_code == 0 and "| jsd | OA | 3 vs 3 | -12.0 |" in unpaired.output, unpaired.output
+
+
+def test_columns_that_ran_the_same_seeds_are_compared_seed_by_seed(tmp_path):
+    """Paired by seed, against scipy's paired t test: a small effect that the seeds' spread hides from Welch."""
+    from scipy import stats
+
+    from gan_anneal.metric_names import METRICS
+    from gan_anneal.results.compare import compare
+
+    root = tmp_path / "runs"
+    base, pma = [53.4, 32.6, 55.4, 49.3], [51.4, 31.7, 49.2, 42.6]  # every seed a little better, seeds far apart
+    for seed, (b, p) in enumerate(zip(base, pma)):
+        fake_run(root, "jsd", "static", 0, seed, "done", {"fid": b})
+        fake_run(root, "jsd", "pma", 1.0, seed, "done", {"fid": p})
+    fake_run(root, "jsd", "pma", 1.0, 7, "done", {"fid": 10.0})  # a seed λ = 0 never ran: left out of the pairs
+    paired = compare(collect_runs(root), METRICS["fid"])[0]
+    reference = stats.ttest_rel(pma, base).confidence_interval(0.95)
+    assert paired.paired and paired.n == 4 and paired.seeds() == "4 paired"
+    assert (paired.low, paired.high) == (pytest.approx(reference.low), pytest.approx(reference.high))
+    assert paired.difference == pytest.approx(sum(p - b for p, b in zip(pma, base)) / 4)
+    welch = compare(collect_runs(root), METRICS["fid"], paired=False)[0]
+    assert welch.n == 5 and welch.high - welch.low > 3 * (paired.high - paired.low)
+
+
+def test_a_column_sharing_fewer_than_two_seeds_with_the_baseline_falls_back_to_welch(tmp_path):
+    from gan_anneal.metric_names import METRICS
+    from gan_anneal.results.compare import compare
+
+    root = tmp_path / "runs"
+    for seed in (0, 1):
+        fake_run(root, "jsd", "static", 0, seed, "done", {"fid": 40.0 + seed})
+    for seed in (1, 2, 3):
+        fake_run(root, "jsd", "oa", 1.0, seed, "done", {"fid": 30.0 + seed})
+    found = compare(collect_runs(root), METRICS["fid"])[0]
+    assert not found.paired and found.seeds() == "3 vs 2" and found.low is not None
 
 
 def test_against_takes_a_column_as_typed_and_refuses_one_that_is_absent(tmp_path):
@@ -200,7 +238,7 @@ def test_against_takes_a_column_as_typed_and_refuses_one_that_is_absent(tmp_path
         fake_run(root, "jsd", "static", 0, seed, "done", {"fid": 40.0 + seed})
         fake_run(root, "jsd", "oa", 1.0, seed, "done", {"fid": 30.0 + seed})
     shown = runner.invoke(app, ["table", str(root), "--metric", "fid", "--against", "0.0", "-f", "markdown"])
-    assert shown.exit_code == 0 and "| jsd | OA | 2 vs 2 | -10.0 |" in shown.output
+    assert shown.exit_code == 0 and "| jsd | OA | 2 paired | -10.0 |" in shown.output
     absent = runner.invoke(app, ["table", str(root), "--metric", "fid", "--against", "pma"])
     assert absent.exit_code == 2 and "no run here is in column PMA" in " ".join(absent.output.split())
     out = tmp_path / "t.csv"
