@@ -522,11 +522,10 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, log=print) -> dict:
     protocol = {**fidelity.protocol(options.num_samples), "generator": used, "checkpoint": options.checkpoint,
                 "checkpoint_step": step, "run_status": run.read_summary().get("status"),
                 "seconds": round(time.perf_counter() - started, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    path = run.path / "eval.json"
-    record, key = add_evaluation(json.loads(path.read_text()) if path.exists() else {},
-                                 {"metrics": values, "protocol": protocol})
-    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    record, key = add_evaluation(run.read_evaluations(), {"metrics": values, "protocol": protocol})
+    run.write_evaluations(record)
     others = len(record["evaluations"]) - 1
     if others:
-        log(f"kept beside {others} other evaluation{'s' if others > 1 else ''} of this run in {path} ({key})")
+        log(f"kept beside {others} other evaluation{'s' if others > 1 else ''} of this run in {run.eval_file} "
+            f"({key})")
     return record["fidelity"]

@@ -16,7 +16,6 @@ Targets without a test split (the 2-D toys) use fresh samples for both phases.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from gan_anneal.objectives.divergences import build_divergence
 from gan_anneal.optimizers import adam
 from gan_anneal.progress import StepProgress
 from gan_anneal.results.checkpoint import load_checkpoint
-from gan_anneal.results.rundir import RunDir, atomic_write_text
+from gan_anneal.results.rundir import RunDir
 from gan_anneal.train.build import as_dict, build_experiment
 
 PROBE_DIVERGENCES = {"js": {"name": "fgan_js"}, "rkl": {"name": "fgan_rkl"}, "w": {"name": "wgan", "gp_weight": 10.0}}
@@ -137,12 +136,10 @@ def bound_on_test(exp, critic, divergence, *, test_batch: int = 100, samples_per
 
 def _merge_eval_json(run_path: Path, update: dict) -> dict:
 
-    path = run_path / "eval.json"
-    current = json.loads(path.read_text()) if path.is_file() else {}
-    probes = dict(current.get("probes", {}))
-    probes.update(update)
-    current["probes"] = probes
-    atomic_write_text(path, json.dumps(current, indent=2) + "\n")
+    run = RunDir(run_path)
+    current = run.read_evaluations()
+    current["probes"] = {**current.get("probes", {}), **update}
+    run.write_evaluations(current)
     return current
 
 
@@ -232,8 +229,7 @@ def collect_probe_rows(run_dirs, labels=None) -> dict[str, dict]:
     rows = {}
     for i, run_dir in enumerate(run_dirs):
         run = RunDir(run_dir)
-        path = run.path / "eval.json"
-        probes = json.loads(path.read_text()).get("probes", {}) if path.is_file() else {}
+        probes = run.read_evaluations().get("probes", {})
         label = labels[i] if labels else trained_with(run.read_config())
         rows[label] = probes
     return rows

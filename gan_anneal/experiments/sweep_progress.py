@@ -46,7 +46,7 @@ def job_seconds(folder: Path) -> float | None:
     summary = _read(folder / "summary.json")
     if summary.get("status") != "done" or "wall_time_s" not in summary:
         return None
-    evaluation = _read(folder / "eval.json").get("fidelity", {}).get("protocol", {}).get("seconds", 0.0)
+    evaluation = RunDir(folder).read_evaluations().get("fidelity", {}).get("protocol", {}).get("seconds", 0.0)
     return float(summary["wall_time_s"]) + float(evaluation or 0.0)
 
 

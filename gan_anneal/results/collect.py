@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from gan_anneal.results.evaluations import choose
+from gan_anneal.results.rundir import RunDir
 from gan_anneal.schema import flatten
 
 DYNAMIC = ("pma", "nma", "oa")
@@ -79,11 +80,7 @@ def source_commit(summary: dict) -> str | None:
 def _chosen_evaluation(path: Path, select: dict | None) -> dict:
     """The eval.json entry a table uses for this run (results/evaluations.py: `select` asks for a protocol)."""
 
-    try:
-        record = json.loads((path / "eval.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return (choose(record, **(select or {})) or {}) if isinstance(record, dict) else {}
+    return choose(RunDir(path).read_evaluations(), **(select or {})) or {}
 
 
 def _evaluation_protocol(entry: dict) -> dict[str, Any]:

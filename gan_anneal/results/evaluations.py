@@ -11,11 +11,11 @@ so records written before evaluations were kept (only `fidelity`) read the same.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from gan_anneal.metric_names import PRIMARY_KEY
+from gan_anneal.results.rundir import RunDir
 
 
 def protocol_key(protocol: dict[str, Any]) -> str:
@@ -74,13 +74,10 @@ def has_metrics(path: str | Path, metrics: str | None, num_samples: int | None =
     for (a comma list; nothing asked: True)."""
     if not metrics:
         return True
-    try:
-        record = json.loads((Path(path) / "eval.json").read_text())
-    except (OSError, ValueError):
-        return False
+    record = RunDir(path).read_evaluations()
     names = [m.strip() for m in str(metrics).split(",") if m.strip()]
     wanted = [PRIMARY_KEY[m] for m in names if m in PRIMARY_KEY]
-    for entry in all_evaluations(record if isinstance(record, dict) else {}).values():
+    for entry in all_evaluations(record).values():
         protocol = entry.get("protocol") or {}
         if num_samples is not None and protocol.get("num_samples") != int(num_samples):
             continue

@@ -302,6 +302,22 @@ class RunDir:
         path = self.path / "summary.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
+    @property
+    def eval_file(self) -> Path:
+        return self.path / "eval.json"
+
+    def read_evaluations(self) -> dict[str, Any]:
+        """eval.json (results/evaluations.py says its layout); {} when there is none or it is unreadable, which a
+        table shows as a run without IS/FID rather than failing."""
+        try:
+            record = json.loads(self.eval_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    def write_evaluations(self, record: dict[str, Any]) -> None:
+        atomic_write_text(self.eval_file, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
     def update_summary(self, **fields: Any) -> dict[str, Any]:
         summary = self.read_summary()
         summary.update(fields)
