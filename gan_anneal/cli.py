@@ -13,6 +13,7 @@ from typing import List, Optional
 
 import typer
 
+from gan_anneal.config import comma_list
 from gan_anneal.defaults import shipped
 
 app = typer.Typer(
@@ -522,7 +523,7 @@ def evaluate(
                                   download_weights=download_weights, reference_split=reference_split,
                                   reference_count=reference_count, is_splits=is_splits, generator=generator,
                                   cache_dir=cache_dir, verbose=verbose, checkpoint=checkpoint)
-        measures = [m.strip() for m in probe.split(",") if m.strip()] if probe else []
+        measures = comma_list(probe)
         if probe is not None and not measures:
             raise UserError("--probe needs a comma-separated list of measures, e.g. js,rkl,w.")
         if not options.metrics and not measures:
@@ -569,7 +570,7 @@ def _print_fidelity(console, result: dict) -> None:
 # Sweeps and tables -------------------------------------------------------------------------------
 
 def _split_list(text: Optional[str]) -> Optional[list[str]]:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+    return comma_list(text) or None
 
 
 def _on_gpu(device: str) -> bool:

@@ -107,6 +107,11 @@ class Schema:
 
 ConfigStore.instance().store(name="ganneal_schema", node=Schema)
 
+
+def comma_list(text: str | None) -> list[str]:
+    """A comma-separated option or setting as its items, stripped, empty ones dropped ("is, fid," → ["is", "fid"])."""
+    return [item.strip() for item in str(text or "").split(",") if item.strip()]
+
 def check_values(cfg: DictConfig) -> None:
     """Checks between settings that the schema (schema.py) does not express."""
     chosen = cfg.get("generator_loss")

@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from gan_anneal.config import CONF_DIR
+from gan_anneal.config import CONF_DIR, comma_list
 from gan_anneal.evaluate.fidelity import evaluate_run, resolve_options
 from gan_anneal.results.collect import record_job
 from gan_anneal.results.evaluations import has_metrics
@@ -32,7 +32,7 @@ def job_folder_name(num, task_overrides) -> str:
     """A multirun job's folder: its number and the values of the keys the command sweeps, e.g.
     `3_anneal.lam=1,divergence=rkl` (all of the job's overrides when the swept keys are not known)."""
 
-    swept = set(filter(None, os.environ.get(SWEPT_ENV, "").split(","))) or None
+    swept = set(comma_list(os.environ.get(SWEPT_ENV))) or None
     chosen = [o for o in map(str, task_overrides or [])
               if swept is None or o.split("=", 1)[0].lstrip("+~") in swept]
     name = f"{num}_{','.join(chosen)}" if chosen else str(num)

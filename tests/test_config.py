@@ -127,3 +127,10 @@ def test_schedule_names_the_warm_up_and_compare_takes_anneal_keys(tmp_path):
     compared = runner.invoke(app, ["schedule", "--compare", "--plot", str(plot), "anneal.warmup=0"])
     assert compared.exit_code == 0, compared.output
     assert plot.stat().st_size > 0 and "the first" not in compared.output
+
+
+def test_a_comma_list_is_its_stripped_non_empty_items():
+    from gan_anneal.config import comma_list
+
+    assert comma_list(" is, fid,,prc ,") == ["is", "fid", "prc"]
+    assert comma_list(None) == [] and comma_list("") == [] and comma_list(" , ") == []

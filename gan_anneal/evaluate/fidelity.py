@@ -36,6 +36,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from gan_anneal.config import comma_list
 from gan_anneal.defaults import shipped
 from gan_anneal.errors import UserError
 from gan_anneal.evaluate.extractors import (  # noqa: F401 (re-exported: the evaluation's public names)
@@ -87,7 +88,7 @@ KIND_ADVICE = {
 
 
 def parse_metrics(text: str) -> list[str]:
-    names = [m.strip().lower() for m in str(text).split(",") if m.strip()]
+    names = [m.lower() for m in comma_list(text)]
     if names == ["none"]:
         return []
     unknown = [m for m in names if m not in KNOWN_METRICS]

@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from gan_anneal.config import Schema
+from gan_anneal.config import Schema, comma_list
 from gan_anneal.errors import UserError
 from gan_anneal.models import build_models
 from gan_anneal.objectives.divergences import build_divergence
@@ -187,7 +187,7 @@ def run_probes(run_dir, measures: list[str], steps: int, *, batch_size: int = 64
     "<measure>+<penalty>" so they sit beside the unpenalised ones. Returns {key: {"mean", "std", "median", ...}}."""
 
 
-    measures = [m.strip() for m in (measures.split(",") if isinstance(measures, str) else measures) if m.strip()]
+    measures = comma_list(measures) if isinstance(measures, str) else [m.strip() for m in measures if m.strip()]
     unknown = [m for m in measures if m not in PROBE_DIVERGENCES]
     if unknown or not measures:
         raise UserError(f"Unknown probe(s) {unknown or measures}. Valid: {', '.join(PROBE_DIVERGENCES)}.")

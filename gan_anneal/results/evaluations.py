@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gan_anneal.config import comma_list
 from gan_anneal.metric_names import PRIMARY_KEY
 from gan_anneal.results.rundir import RunDir
 
@@ -75,7 +76,7 @@ def has_metrics(path: str | Path, metrics: str | None, num_samples: int | None =
     if not metrics:
         return True
     record = RunDir(path).read_evaluations()
-    names = [m.strip() for m in str(metrics).split(",") if m.strip()]
+    names = comma_list(metrics)
     wanted = [PRIMARY_KEY[m] for m in names if m in PRIMARY_KEY]
     for entry in all_evaluations(record).values():
         protocol = entry.get("protocol") or {}
