@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from gan_anneal.config import Schema, comma_list
+from gan_anneal.config import comma_list
 from gan_anneal.errors import UserError
+from gan_anneal.legacy import upgrade
 from gan_anneal.models import build_models
 from gan_anneal.objectives.divergences import build_divergence
 from gan_anneal.optimizers import adam
@@ -59,25 +59,13 @@ def _test_batches(target, batch: int, fallback_batches: int):
             yield target.sample(batch)
 
 
-def with_schema_defaults(cfg):
-    """Fill settings added to the schema after the run was made (e.g. train.snapshot_samples) with their defaults."""
-
-
-    defaults = OmegaConf.structured(Schema)
-    for section in ("train", "optim", "metrics", "evaluate"):
-        if section in defaults:
-            merged = OmegaConf.merge(defaults[section], cfg.get(section) or {})
-            cfg[section] = OmegaConf.to_container(merged)
-    return cfg
-
-
 def load_run(run_dir: str | Path, device: str = "cpu", checkpoint: str = "last"):
     """Rebuild a run's experiment from config.yaml and checkpoints/last.pt, or best.pt with checkpoint="best"
     (generator in eval mode)."""
 
     run = RunDir(run_dir).require(checkpoint=True)
     path = run.checkpoint_file(checkpoint)  # before the build: a missing best.pt fails at once
-    cfg = with_schema_defaults(run.read_config())
+    cfg = upgrade(run.read_config())
     cfg.device.name = device
     exp = build_experiment(cfg, log=lambda msg: None)
     state = load_checkpoint(path, map_location=exp.device)

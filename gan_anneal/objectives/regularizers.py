@@ -32,10 +32,10 @@ from typing import Callable, Iterable
 import torch
 
 from gan_anneal.errors import UserError
+from gan_anneal.legacy import renamed
 
 NEGATIVE_MODES = ("entropy", "data", "raw")
 FORCES = ("unit", "critic")  # regularizer.force: what a normalised term's force w is measured in
-LEGACY_NEGATIVE = {"symmetric": "data"}  # an earlier name of `data`, in stored run configs
 
 Weights = tuple[float, float]  # (w_lik, w_ent)
 
@@ -51,7 +51,7 @@ def score_surrogate(x: torch.Tensor, score: torch.Tensor, reduction: str = "sum"
 
 
 def check_negative(negative: str) -> str:
-    negative = LEGACY_NEGATIVE.get(negative, negative)
+    negative = renamed("anneal.negative", negative)  # an older run's name for it
     if negative not in NEGATIVE_MODES:
         raise UserError(f"Unknown anneal.negative '{negative}'. Valid choices: {', '.join(NEGATIVE_MODES)} "
                         "(entropy: the other regulariser with weight |λ|, stable; data: the same one at a negative "

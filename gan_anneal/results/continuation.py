@@ -25,16 +25,13 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, OmegaConf
 
 from gan_anneal.errors import UserError
+from gan_anneal.legacy import ASSUMED
 from gan_anneal.results.evaluations import has_metrics
 from gan_anneal.results.rundir import RunDir
 from gan_anneal.schema import flatten
 
 # Keys that change neither the numbers nor the record: progress display, host threads, the resume shorthand.
 NEUTRAL_KEYS = ("resume", "train.progress", "device.threads", "model.cpu_threads", "train.progress_every_s")
-# Keys added after runs were made, with the value the code assumes when a stored config lacks them: such a run
-# continues under the same command instead of being called "other settings".
-LEGACY_DEFAULTS = {"regularizer.force": "unit", "regularizer.reduction": "sum", "model_score.updates": 1,
-                   "device.deterministic": False, "model_score.cadence": "critic", "train.penalty_every": 1}
 
 
 class NothingToDo(Exception):
@@ -60,7 +57,7 @@ def flat(cfg: DictConfig | dict) -> dict:
 def differences(stored: DictConfig, wanted: DictConfig) -> dict[str, tuple]:
     """Keys whose values differ (stored, wanted), ignoring NEUTRAL_KEYS."""
     a, b = flat(stored), flat(wanted)
-    a = {**{k: v for k, v in LEGACY_DEFAULTS.items() if k in b}, **a}
+    a = {**{k: v for k, v in ASSUMED.items() if k in b}, **a}  # keys an older run's config lacks
     return {k: (a.get(k, "<absent>"), b.get(k, "<absent>")) for k in sorted(set(a) | set(b))
             if k not in NEUTRAL_KEYS and a.get(k, "<absent>") != b.get(k, "<absent>")}
 
