@@ -1,8 +1,8 @@
-"""Run configs written by older ganneal, read today: the one place that knows what changed since.
+"""Run configs written by older ganneal, read by the current code: the one place that knows what changed since.
 
-- ASSUMED: keys added after runs were made, with the value the older code behaved as (not always today's
+- ASSUMED: keys added after runs were made, with the value the older code behaved as (not always the current
   default), so an older run continues under its own command instead of being called "other settings";
-- RENAMED: values that changed name (anneal.negative=symmetric is today's data);
+- RENAMED: values that changed name (anneal.negative=symmetric is the current data);
 - upgrade(): a stored config with all of that applied and the top-level sections' later keys filled from
   conf/config.yaml (train.snapshot_samples ...), so an older run can be rebuilt for evaluation and probes.
 """
@@ -22,12 +22,12 @@ SECTIONS = ("train", "optim", "metrics", "evaluate")  # top-level sections whose
 
 
 def renamed(key: str, value: Any) -> Any:
-    """Today's name of a stored setting's value."""
+    """The current name of a stored setting's value."""
     return RENAMED.get(key, {}).get(value, value)
 
 
 def upgrade(cfg: DictConfig) -> DictConfig:
-    """The stored config as today's code reads it (a copy): later section keys, assumed keys, renamed values."""
+    """The stored config as the current code reads it (a copy): later section keys, assumed keys, renamed values."""
     cfg = cfg.copy()
     with open_dict(cfg):
         for section in SECTIONS:

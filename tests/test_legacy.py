@@ -1,4 +1,4 @@
-"""Older runs read today: gan_anneal/legacy.py is the one place that knows which keys and names came later."""
+"""Older runs read by the current code: gan_anneal/legacy.py is the one place that knows which keys and names came later."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def test_an_older_config_is_upgraded_to_what_its_code_did_and_the_yaml_fills_lat
     new = upgrade(old)
     assert new.train.steps == 10 and new.train.snapshot_samples == shipped("train")["snapshot_samples"]
     assert new.evaluate.num_samples == shipped("evaluate")["num_samples"]
-    assert new.model_score.cadence == "critic"  # the older code's DSM step at every critic step, not today's choice
+    assert new.model_score.cadence == "critic"  # the older code's DSM step at every critic step, not the current default
     assert new.anneal.negative == "data"
     assert "regularizer" not in new  # an assumed key needs its section: nothing is invented
     assert old.anneal.negative == "symmetric" and "snapshot_samples" not in old.train  # a copy
