@@ -76,6 +76,7 @@ THROUGH = {
     "gan_anneal.results.settings": "the tables' setting columns in test_table.py",
     "gan_anneal.train.monitor": "train.eval_every and train.best_metric in test_monitor.py",
     "gan_anneal.train.precision": "device.precision in test_device_options.py",
+    "gan_anneal.train.signals": "SIGINT, SIGTERM and a chained preemption signal in test_continuation.py",
 }
 
 

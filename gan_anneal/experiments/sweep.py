@@ -42,6 +42,7 @@ from gan_anneal.results.evaluations import has_metrics
 from gan_anneal.results.rundir import RunDir, atomic_write_text
 from gan_anneal.results.slurm_jobs import ON_THE_CLUSTER, live_jobs
 from gan_anneal.runner import EXIT_CODES
+from gan_anneal.train.signals import signal_handlers
 
 SWEEP_DIR = Path(CONF_DIR) / "sweep"
 EVAL_KEYS = ("metrics", "num_samples", "batch_size", "extractor", "inception_weights", "reference_split",
@@ -434,8 +435,6 @@ def forward_stop_signals(received: dict):
                 os.kill(child, signum)
             except OSError:
                 pass
-
-    from gan_anneal.train.loop import signal_handlers  # deferred: loads torch; this module stays torch-free at import
 
     with signal_handlers((signal.SIGINT, signal.SIGTERM), handler):
         yield
