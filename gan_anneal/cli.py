@@ -512,7 +512,7 @@ def evaluate(
     from rich.console import Console
 
     from gan_anneal.errors import UserError
-    from gan_anneal.evaluate.fidelity import resolve_options
+    from gan_anneal.evaluate.options import resolve_options
 
     console = Console()
     if probe and metrics is None:  # --probe alone: only the fresh-critic measures
@@ -538,7 +538,7 @@ def evaluate(
                 raise UserError("--probe needs gan_anneal.experiments.critic_probe (the BGAN fresh-critic "
                                 "evaluation), which this installation does not have.") from None
         if options.metrics:
-            from gan_anneal.evaluate.fidelity import evaluate_run
+            from gan_anneal.evaluate.run_eval import evaluate_run
 
             result = evaluate_run(run_dir, options, log=lambda m: console.print(f"[dim]{m}[/]"))
             _print_fidelity(console, result)

@@ -16,7 +16,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from gan_anneal.config import CONF_DIR, comma_list
-from gan_anneal.evaluate.fidelity import evaluate_run, resolve_options
+from gan_anneal.evaluate.options import resolve_options
+from gan_anneal.evaluate.run_eval import evaluate_run
 from gan_anneal.results.collect import record_job
 from gan_anneal.results.evaluations import has_metrics
 from gan_anneal.runner import console, last_error, run_training
@@ -124,7 +125,6 @@ def gpu_slot(cfg: DictConfig, hydra_cfg):
 def evaluate_after_training(run_dir: str, cfg_evaluate) -> None:
     """IS / FID of a finished job into its eval.json, unless it is there already. A failed evaluation leaves the
     run done and writes eval_error.txt; the next launch of the sweep evaluates again."""
-
 
     path = Path(run_dir)
     if has_metrics(path, cfg_evaluate.get("metrics"), cfg_evaluate.get("num_samples"), cfg_evaluate.get("extractor")):

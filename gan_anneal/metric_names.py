@@ -19,6 +19,7 @@ TORCH_FIDELITY_KEYS = {"inception_score_mean": "is_mean", "inception_score_std":
 FIDELITY_KEYS = tuple(TORCH_FIDELITY_KEYS.values())  # every key a torch-fidelity evaluation writes
 # the key that shows a metric name was computed (sweeps ask whether a run is evaluated)
 PRIMARY_KEY = {"is": "is_mean", "fid": "fid", "kid": "kid_mean", "prc": "precision"}
+REFERENCE_METRICS = frozenset({"fid", "kid", "prc"})  # compared with the reference images
 PRC_NEIGHBORHOOD = 3  # k of Kynkäänniemi et al. (2019): a sample's ball reaches its k-th nearest neighbour
 
 

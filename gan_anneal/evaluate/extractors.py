@@ -151,9 +151,9 @@ def features_and_logits_base():
     """torch-fidelity's extractor interface for ganneal's extractors: `features` (FID, KID, PRC) and `logits` (IS)
     from uint8 (B, 3, H, W); a subclass defines features_and_logits(x)."""
     import torch  # deferred: loads torch; this module stays torch-free at import
-    from torch_fidelity.feature_extractor_base import (
-        FeatureExtractorBase,  # deferred: torch-fidelity is slow to import and only this path needs it
-    )  # deferred: torch-fidelity is slow to import and only this path needs it  # deferred: torch-fidelity is slow to import and only this path needs it
+
+    # deferred: torch-fidelity is slow to import and only this path needs it
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
     class FeaturesAndLogits(FeatureExtractorBase):
         @staticmethod
@@ -229,9 +229,8 @@ def extractor_weights_sha256(name: str, weights_path: Path | None) -> str:
     """sha256 of the weights file when there is one, else of the extractor's own (seeded) state_dict."""
     if weights_path is not None:
         return file_sha256(weights_path)
-    from torch_fidelity.registry import (
-        FEATURE_EXTRACTORS_REGISTRY,  # deferred: torch-fidelity is slow to import and only this path needs it
-    )  # deferred: torch-fidelity is slow to import and only this path needs it  # deferred: torch-fidelity is slow to import and only this path needs it
+    # deferred: torch-fidelity is slow to import and only this path needs it
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
     if name not in FEATURE_EXTRACTORS_REGISTRY:
         raise UserError(f"--extractor {name}: torch-fidelity has no such feature extractor. Valid: "

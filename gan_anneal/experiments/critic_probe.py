@@ -174,7 +174,6 @@ def run_probes(run_dir, measures: list[str], steps: int, *, batch_size: int = 64
     `penalty` (gp0, roth) regularises the JS / reverse-KL probe critics; their results are then stored under
     "<measure>+<penalty>" so they sit beside the unpenalised ones. Returns {key: {"mean", "std", "median", ...}}."""
 
-
     measures = comma_list(measures) if isinstance(measures, str) else [m.strip() for m in measures if m.strip()]
     unknown = [m for m in measures if m not in PROBE_DIVERGENCES]
     if unknown or not measures:

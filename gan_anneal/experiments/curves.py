@@ -56,9 +56,8 @@ def plot_curves(run_dirs: list[str], metrics: list[str], out: Path, labels: list
         if metric not in known:
             raise UserError(f"No run logged '{metric}'. Logged: {', '.join(known)}.")
     labels = labels or [run_label(r) for r in runs]
-    from gan_anneal.figures import (
-        pyplot as _pyplot,  # deferred: matplotlib is slow to import and only this path needs it
-    )  # deferred: matplotlib is slow to import and only this path needs it  # deferred: matplotlib is slow to import and only this path needs it
+    # deferred: matplotlib is slow to import and only this path needs it
+    from gan_anneal.figures import pyplot as _pyplot
     from gan_anneal.figures import save_figure  # deferred: matplotlib is slow to import and only this path needs it
 
     plt = _pyplot()

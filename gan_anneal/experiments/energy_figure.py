@@ -46,9 +46,8 @@ def _label(run: RunDir) -> str:
 
 def energy_figure(run_a: str, run_b: str, out: str | Path, n_samples: int = 3000, seed: int = 0) -> Path:
     """run_a: with annealing; run_b: without. Writes a PNG and returns its path."""
-    from gan_anneal.figures import (
-        pyplot as _pyplot,  # deferred: matplotlib is slow to import and only this path needs it
-    )  # deferred: matplotlib is slow to import and only this path needs it  # deferred: matplotlib is slow to import and only this path needs it
+    # deferred: matplotlib is slow to import and only this path needs it
+    from gan_anneal.figures import pyplot as _pyplot
     from gan_anneal.figures import save_figure  # deferred: matplotlib is slow to import and only this path needs it
 
     runs = [_load(run_a), _load(run_b)]

@@ -56,9 +56,8 @@ def _one(args: tuple) -> dict:
     import torch  # deferred: loads torch; this module stays torch-free at import
 
     torch.set_num_threads(1)  # two single-thread jobs beat one two-thread job on small nets
-    from gan_anneal.objectives.regularizers import (
-        coefficient_map,  # deferred: loads torch; this module stays torch-free at import
-    )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
+    # deferred: loads torch; this module stays torch-free at import
+    from gan_anneal.objectives.regularizers import coefficient_map
 
     name = _run_name(coefficient_map(regularizer, negative)(lam)[1:])
     overrides = ["experiment=gibbs", f"regularizer={regularizer}", f"anneal.lam={lam}",
@@ -81,9 +80,8 @@ def run_gibbs_check(out: Path, grid=DEFAULT_GRID, steps: int | None = None, seed
     Rows with the same weights (likelihood at λ < 0 and entropy at −λ under anneal.negative=entropy; λ = 0 for
     both regularisers) would train the same loss from the same seed, so they share one run.
     """
-    from gan_anneal.objectives.regularizers import (
-        coefficient_map,  # deferred: loads torch; this module stays torch-free at import
-    )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
+    # deferred: loads torch; this module stays torch-free at import
+    from gan_anneal.objectives.regularizers import coefficient_map
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,9 +128,8 @@ def markdown_table(rows: list[GibbsRow]) -> str:
 
 
 def plot(rows: list[GibbsRow], path: Path) -> None:
-    from gan_anneal.figures import (
-        pyplot as _pyplot,  # deferred: matplotlib is slow to import and only this path needs it
-    )  # deferred: matplotlib is slow to import and only this path needs it  # deferred: matplotlib is slow to import and only this path needs it
+    # deferred: matplotlib is slow to import and only this path needs it
+    from gan_anneal.figures import pyplot as _pyplot
     from gan_anneal.figures import save_figure  # deferred: matplotlib is slow to import and only this path needs it
 
     plt = _pyplot()

@@ -23,9 +23,8 @@ def schedule_curves(cfg: DictConfig, points: int = 1000) -> dict[str, list[float
 
 def plot_schedules(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
     """One panel per coefficient, one line per named schedule."""
-    from gan_anneal.figures import (
-        pyplot as _pyplot,  # deferred: matplotlib is slow to import and only this path needs it
-    )  # deferred: matplotlib is slow to import and only this path needs it  # deferred: matplotlib is slow to import and only this path needs it
+    # deferred: matplotlib is slow to import and only this path needs it
+    from gan_anneal.figures import pyplot as _pyplot
     from gan_anneal.figures import save_figure  # deferred: matplotlib is slow to import and only this path needs it
 
     plt = _pyplot()

@@ -33,7 +33,7 @@ from omegaconf import OmegaConf
 
 from gan_anneal.config import CONF_DIR, compose, force_swept_group_keys
 from gan_anneal.errors import UserError
-from gan_anneal.evaluate.fidelity import resolve_inception_weights
+from gan_anneal.evaluate.extractors import resolve_inception_weights
 from gan_anneal.experiments.sweep_progress import SweepProgress
 from gan_anneal.hydra_app import hydra_train
 from gan_anneal.results.collect import MANIFEST, column_key
@@ -59,7 +59,7 @@ class SweepSpec:
     dynamic: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=lambda: [0])
     overrides: list[str] = field(default_factory=list)
-    evaluate: dict[str, Any] | None = None  # options of gan_anneal.evaluate.fidelity.resolve_options
+    evaluate: dict[str, Any] | None = None  # options of gan_anneal.evaluate.options.resolve_options
     requires: dict[str, Any] = field(default_factory=dict)  # gpu, dataset, inception_weights
     fabricate: dict[str, Any] | None = None  # {cifar10: {root, per_batch}}: fabricated data for smoke runs
 
@@ -252,9 +252,8 @@ def check_prerequisites(spec: SweepSpec, extra: list[str] = ()) -> list[str]:
             problems.append("GPU: PyTorch sees no CUDA device (100k DCGAN steps take about 14 h per run on a CPU). "
                             "Run on a GPU machine, or try the pipeline first with `make cifar10-table-smoke`.")
     if requires.get("dataset") == "cifar10":
-        from gan_anneal.data.images import (
-            CIFAR10_FILES,  # deferred: loads torch; this module stays torch-free at import
-        )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
+        # deferred: loads torch; this module stays torch-free at import
+        from gan_anneal.data.images import CIFAR10_FILES
 
         try:
             cfg = compose([o for o in [*spec.overrides, *extra] if not o.startswith("device=")])
@@ -301,7 +300,6 @@ class SweepReport:
 def write_manifest(spec: SweepSpec, out: Path, jobs: list[Job], extra: list[str]) -> None:
     """The sweep's whole grid (never a --divergences/--columns subset), for `ganneal table`."""
 
-
     columns = list(dict.fromkeys(j.column for j in jobs))
     data = {"sweep": spec.name, "description": spec.description, "divergences": list(dict.fromkeys(
         j.divergence for j in jobs)), "columns": columns, "seeds": spec.seeds, "extra_overrides": list(extra),
@@ -335,9 +333,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, extra: list[str] = (), launcher:
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(spec, out, plan_jobs(spec, out, extra), extra)
     if spec.fabricate and "cifar10" in spec.fabricate:
-        from gan_anneal.experiments.fabricated import (
-            write_fabricated_cifar10,  # deferred: loads torch; this module stays torch-free at import
-        )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
+        # deferred: loads torch; this module stays torch-free at import
+        from gan_anneal.experiments.fabricated import write_fabricated_cifar10
 
         root = write_fabricated_cifar10(fabricated_root(spec, out),
                                         per_batch=int(spec.fabricate["cifar10"].get("per_batch", 64)))
@@ -443,7 +440,6 @@ def forward_stop_signals(received: dict):
 def launch_multirun(overrides: list[str]) -> str | None:
     """One Hydra multirun in this process (the launcher decides where its jobs run). Returns None, or the outcome
     that stopped it (interrupted | terminated)."""
-
 
     saved, sys.argv = sys.argv, ["ganneal", "--multirun", *overrides]
     received: dict = {}

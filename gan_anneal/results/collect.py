@@ -106,7 +106,6 @@ def read_run(path: Path, select: dict | None = None) -> RunRecord | None:
     """One run directory as a record, or None if it is not a training run (no config.yaml). `select`
     ({num_samples, extractor}) picks which kept evaluation supplies its IS / FID."""
 
-
     if not (path / "config.yaml").is_file():
         return None
     try:

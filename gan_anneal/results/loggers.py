@@ -70,9 +70,8 @@ class TensorBoardLogger:
 
     def __init__(self, run: RunDir, settings: dict):
         try:
-            from torch.utils.tensorboard import (
-                SummaryWriter,  # deferred: TensorBoard is slow to import and only this path needs it
-            )  # deferred: TensorBoard is slow to import and only this path needs it  # deferred: TensorBoard is slow to import and only this path needs it
+            # deferred: TensorBoard is slow to import and only this path needs it
+            from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # torch's writer imports the tensorboard package
             raise UserError("logger=tensorboard needs the tensorboard package: pip install 'ganneal[tensorboard]' "
                             "(or drop it: logger=[jsonl,csv]).") from None

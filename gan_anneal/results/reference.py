@@ -34,7 +34,6 @@ def available_references() -> list[str]:
 
 def load_reference(name: str) -> Reference:
 
-
     path = HERE / f"reference_{name}.yaml"
     if not path.is_file():
         raise UserError(f"--reference {name}: no such published table. Valid: {', '.join(available_references())}.")

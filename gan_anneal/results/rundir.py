@@ -124,9 +124,8 @@ class RunDir:
 
     def load_checkpoint(self, map_location="cpu", log=print) -> dict:
         """last.pt, or previous.pt (with a message) when last.pt cannot be read."""
-        from gan_anneal.results.checkpoint import (
-            load_checkpoint,  # deferred: loads torch; this module stays torch-free at import
-        )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
+        # deferred: loads torch; this module stays torch-free at import
+        from gan_anneal.results.checkpoint import load_checkpoint
 
         start_over = (f"To start over, delete the run (rm -r {self.path}) or train into another directory "
                       "(hydra.run.dir=...).")
@@ -150,9 +149,8 @@ class RunDir:
 
     def save_checkpoint(self, state: dict) -> None:
         """Write last.pt atomically, keeping the one before as previous.pt until the new one is complete."""
-        from gan_anneal.results.checkpoint import (
-            save_checkpoint,  # deferred: loads torch; this module stays torch-free at import
-        )  # deferred: loads torch; this module stays torch-free at import  # deferred: loads torch; this module stays torch-free at import
+        # deferred: loads torch; this module stays torch-free at import
+        from gan_anneal.results.checkpoint import save_checkpoint
 
         save_checkpoint(self.checkpoint, state, previous=self.previous_checkpoint)
 

@@ -44,7 +44,6 @@ class Setting:
 def divergence_keys(name: str) -> frozenset[str]:
     """The keys the `divergence=<name>` config file sets (its package is global: optim.*, train.n_critic ...)."""
 
-
     path = Path(CONF_DIR) / "divergence" / f"{name}.yaml"
     if not path.is_file():
         return frozenset()

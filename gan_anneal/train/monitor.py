@@ -16,7 +16,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from gan_anneal.errors import UserError
-from gan_anneal.evaluate.fidelity import Fidelity, resolve_options
+from gan_anneal.evaluate.fidelity import Fidelity
+from gan_anneal.evaluate.options import resolve_options
 from gan_anneal.metric_names import higher_is_better
 from gan_anneal.results.checkpoint import save_checkpoint
 from gan_anneal.results.rundir import RunDir

@@ -15,7 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from gan_anneal.evaluate import digits_classifier as dc
-from gan_anneal.evaluate import fidelity
+from gan_anneal.evaluate import extractors, fidelity, inputs, run_eval
 
 runner = CliRunner()
 
@@ -26,8 +26,8 @@ def split():
 
 
 def _metrics(images, reference, metrics, cache=None):
-    return fidelity.compute_metrics(fidelity.uint8_dataset(images), fidelity.uint8_dataset(reference)
-                                    if reference is not None else None, metrics, extractor=fidelity.MNIST,
+    return fidelity.compute_metrics(inputs.uint8_dataset(images), inputs.uint8_dataset(reference)
+                                    if reference is not None else None, metrics, extractor=extractors.MNIST,
                                     weights_path=dc.WEIGHTS, batch_size=500, cache_root=cache,
                                     input2_cache_name="train-digits" if cache else None)
 
@@ -66,7 +66,7 @@ def test_the_training_command_is_deterministic():
     torch.set_num_threads(1)
     first, record = dc.train_classifier(epochs=1, limit=128, log=lambda m: None)
     second, _ = dc.train_classifier(epochs=1, limit=128, log=lambda m: None)
-    assert fidelity.state_dict_sha256(first) == fidelity.state_dict_sha256(second)
+    assert extractors.state_dict_sha256(first) == extractors.state_dict_sha256(second)
     assert record["split"]["held_out"] == 1000 and "digits_classifier" in record["command"]
 
 
@@ -103,13 +103,13 @@ def test_evaluate_with_the_digit_classifier_equals_torch_fidelity(digit_run, tmp
     record = json.loads((digit_run / "eval.json").read_text())["fidelity"]
     extractor = record["protocol"]["feature_extractor"]
     assert extractor == {"name": "ganneal-mnist", "weights": str(dc.WEIGHTS), "stand_in": False,
-                         "weights_sha256": fidelity.file_sha256(dc.WEIGHTS)}
+                         "weights_sha256": extractors.file_sha256(dc.WEIGHTS)}
 
     cfg = OmegaConf.load(digit_run / "config.yaml")
-    generator, _, _ = fidelity.load_generator(digit_run, cfg, (1, 32, 32), torch.device("cpu"), "raw")
+    generator, _, _ = run_eval.load_generator(digit_run, cfg, (1, 32, 32), torch.device("cpu"), "raw")
     raw = torch_fidelity.calculate_metrics(
-        input1=fidelity.generator_input(generator, 2020), input1_model_num_samples=300,
-        input2=fidelity.uint8_dataset(mnist_small().uint8_images()), isc=True, fid=True,
+        input1=inputs.generator_input(generator, 2020), input1_model_num_samples=300,
+        input2=inputs.uint8_dataset(mnist_small().uint8_images()), isc=True, fid=True,
         feature_extractor="ganneal-mnist", feature_extractor_weights_path=str(dc.WEIGHTS), cuda=False,
         save_cpu_ram=True, verbose=False, cache=False, batch_size=64, rng_seed=2020)
     assert record["metrics"]["fid"] == pytest.approx(raw["frechet_inception_distance"], rel=1e-5)

@@ -13,7 +13,8 @@ import torch
 from typer.testing import CliRunner
 
 from gan_anneal.errors import UserError
-from gan_anneal.evaluate import fidelity
+from gan_anneal.evaluate import extractors, fidelity, inputs, run_eval
+from gan_anneal.evaluate.options import options_from_config, resolve_options
 
 runner = CliRunner()
 
@@ -84,12 +85,12 @@ def numpy_fid(a: np.ndarray, b: np.ndarray) -> float:
 def test_fid_matches_numpy_scipy_on_gaussian_features():
     name = _pixel_extractor()
     real, fake = gaussian_images(2000, 128, 25, seed=1), gaussian_images(1500, 120, 30, seed=2)
-    ours = fidelity.compute_metrics(fidelity.uint8_dataset(fake), fidelity.uint8_dataset(real), ["fid"],
+    ours = fidelity.compute_metrics(inputs.uint8_dataset(fake), inputs.uint8_dataset(real), ["fid"],
                                     extractor=name, weights_path=None, batch_size=256)
     expected = numpy_fid(fake.flatten(1).double().numpy(), real.flatten(1).double().numpy())
     assert expected > 1.0
     assert ours["fid"] == pytest.approx(expected, rel=1e-5)
-    same = fidelity.compute_metrics(fidelity.uint8_dataset(real), fidelity.uint8_dataset(real), ["fid"],
+    same = fidelity.compute_metrics(inputs.uint8_dataset(real), inputs.uint8_dataset(real), ["fid"],
                                     extractor=name, weights_path=None)
     assert abs(same["fid"]) < 1e-6
 
@@ -97,7 +98,7 @@ def test_fid_matches_numpy_scipy_on_gaussian_features():
 def test_inception_score_of_uniform_classifier_is_one():
     name = _pixel_extractor()
     images = gaussian_images(500, 128, 40, seed=3)
-    result = fidelity.compute_metrics(fidelity.uint8_dataset(images), None, ["is"], extractor=name,
+    result = fidelity.compute_metrics(inputs.uint8_dataset(images), None, ["is"], extractor=name,
                                       weights_path=None, is_splits=10)
     assert result["is_mean"] == pytest.approx(1.0, abs=1e-12) and result["is_std"] == pytest.approx(0, abs=1e-12)
     # and a sure classifier over 4 balanced classes scores 4 (the other end of the scale)
@@ -105,19 +106,19 @@ def test_inception_score_of_uniform_classifier_is_one():
     images[:, 0, 0, 0] = torch.arange(400) % 4
     import torch_fidelity
 
-    raw = torch_fidelity.calculate_metrics(input1=fidelity.uint8_dataset(images), isc=True, feature_extractor=name,
+    raw = torch_fidelity.calculate_metrics(input1=inputs.uint8_dataset(images), isc=True, feature_extractor=name,
                                            feature_layer_isc="class_logits", isc_splits=1, cuda=False,
                                            save_cpu_ram=True, verbose=False, cache=False)
     assert raw["inception_score_mean"] == pytest.approx(4.0, rel=1e-6)
 
 
 def test_grey_images_become_three_channels():
-    data = fidelity.uint8_dataset(torch.arange(2 * 4, dtype=torch.uint8).reshape(2, 1, 2, 2))
+    data = inputs.uint8_dataset(torch.arange(2 * 4, dtype=torch.uint8).reshape(2, 1, 2, 2))
     assert data[1].shape == (3, 2, 2) and torch.equal(data[1][0], data[1][2]) and data[1].dtype == torch.uint8
 
 
 def test_stand_in_registration_is_idempotent():
-    assert fidelity.register_extractors() == fidelity.register_extractors() == fidelity.TINY
+    assert fidelity.register_extractors() == fidelity.register_extractors() == extractors.TINY
 
 
 # Inception weights: found, or a clear and fast failure ------------------------------------------------
@@ -125,16 +126,16 @@ def test_stand_in_registration_is_idempotent():
 @pytest.fixture
 def no_weights(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.delenv(fidelity.WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(extractors.WEIGHTS_ENV, raising=False)
 
 
 def test_missing_weights_name_the_file(no_weights, tmp_path):
     with pytest.raises(UserError) as error:
-        fidelity.resolve_inception_weights(None, None)
+        extractors.resolve_inception_weights(None, None)
     message = str(error.value)
-    assert fidelity.INCEPTION_FILE in message
+    assert extractors.INCEPTION_FILE in message
     assert str(tmp_path / "torch_home" / "hub" / "checkpoints") in message and "--inception-weights" in message
-    assert fidelity.resolve_inception_weights(None, None, download=True) is None
+    assert extractors.resolve_inception_weights(None, None, download=True) is None
 
 
 def test_weights_found_in_order(no_weights, tmp_path, monkeypatch):
@@ -142,15 +143,15 @@ def test_weights_found_in_order(no_weights, tmp_path, monkeypatch):
     hub.mkdir(parents=True)
     import torch
 
-    torch.save({"w": torch.zeros(1)}, hub / fidelity.INCEPTION_FILE)
-    assert fidelity.resolve_inception_weights(None, None) == hub / fidelity.INCEPTION_FILE
+    torch.save({"w": torch.zeros(1)}, hub / extractors.INCEPTION_FILE)
+    assert extractors.resolve_inception_weights(None, None) == hub / extractors.INCEPTION_FILE
     env_file = tmp_path / "env.pth"
     torch.save({"w": torch.ones(1)}, env_file)
-    monkeypatch.setenv(fidelity.WEIGHTS_ENV, str(env_file))
-    assert fidelity.resolve_inception_weights(None, None) == env_file
-    assert fidelity.resolve_inception_weights(str(hub / fidelity.INCEPTION_FILE), None) == hub / fidelity.INCEPTION_FILE
+    monkeypatch.setenv(extractors.WEIGHTS_ENV, str(env_file))
+    assert extractors.resolve_inception_weights(None, None) == env_file
+    assert extractors.resolve_inception_weights(str(hub / extractors.INCEPTION_FILE), None) == hub / extractors.INCEPTION_FILE
     with pytest.raises(UserError, match="not a file"):
-        fidelity.resolve_inception_weights(str(tmp_path / "absent.pth"), None)
+        extractors.resolve_inception_weights(str(tmp_path / "absent.pth"), None)
 
 
 @pytest.mark.parametrize("content,needle", [(b"", "empty (0 bytes)"), (bytes(range(256)) * 4, "not a file written by torch.save")])
@@ -158,12 +159,12 @@ def test_broken_weights_files_are_named_with_the_expected_file(no_weights, tmp_p
     broken = tmp_path / "weights.pth"
     broken.write_bytes(content)
     with pytest.raises(UserError) as error:
-        fidelity.resolve_inception_weights(str(broken), None)
+        extractors.resolve_inception_weights(str(broken), None)
     message = str(error.value)
-    assert needle in message and fidelity.INCEPTION_FILE in message and fidelity.file_sha256(broken)[:16] in message
+    assert needle in message and extractors.INCEPTION_FILE in message and extractors.file_sha256(broken)[:16] in message
     import torch.hub
 
-    assert fidelity.torch_hub_dir() == __import__("pathlib").Path(torch.hub.get_dir())
+    assert extractors.torch_hub_dir() == __import__("pathlib").Path(torch.hub.get_dir())
 
 
 # The whole path on a trained run ----------------------------------------------------------------------
@@ -222,33 +223,33 @@ def test_evaluate_equals_torch_fidelity_on_the_same_samples(trained_run, tmp_pat
 
     from gan_anneal.data.images import digits
 
-    options = fidelity.resolve_options(trained_run, metrics="is,fid", num_samples=300, extractor=fidelity.TINY,
+    options = resolve_options(trained_run, metrics="is,fid", num_samples=300, extractor=extractors.TINY,
                                        cache_dir=str(tmp_path / "c"), generator="raw")
-    ours = fidelity.evaluate_run(trained_run, options, log=lambda m: None)["metrics"]
+    ours = run_eval.evaluate_run(trained_run, options, log=lambda m: None)["metrics"]
 
     cfg = OmegaConf.load(trained_run / "config.yaml")
-    generator, _, _ = fidelity.load_generator(trained_run, cfg, (1, 8, 8), torch.device("cpu"), "raw")
-    wrapped = fidelity.generator_input(generator, options.seed)
+    generator, _, _ = run_eval.load_generator(trained_run, cfg, (1, 8, 8), torch.device("cpu"), "raw")
+    wrapped = inputs.generator_input(generator, options.seed)
     samples = torch.cat([wrapped(torch.zeros(n, 1)) for n in (64, 64, 64, 64, 44)])  # torch-fidelity's batches
     direct = torch_fidelity.calculate_metrics(
-        input1=fidelity.uint8_dataset(samples), input2=fidelity.uint8_dataset(digits().uint8_images()), isc=True,
-        fid=True, feature_extractor=fidelity.TINY, cuda=False, save_cpu_ram=True, verbose=False, cache=False,
+        input1=inputs.uint8_dataset(samples), input2=inputs.uint8_dataset(digits().uint8_images()), isc=True,
+        fid=True, feature_extractor=extractors.TINY, cuda=False, save_cpu_ram=True, verbose=False, cache=False,
         rng_seed=options.seed)
     assert ours["is_mean"] == pytest.approx(direct["inception_score_mean"], rel=1e-6)
     assert ours["fid"] == pytest.approx(direct["frechet_inception_distance"], rel=1e-6)
 
 
 def test_cache_key_changes_with_weights_and_data(trained_run, tmp_path):
-    from gan_anneal.evaluate.fidelity import _tiny_extractor_class
+    from gan_anneal.evaluate.extractors import _tiny_extractor_class
 
     def key(**kw):
-        options = fidelity.resolve_options(trained_run, metrics="fid", num_samples=100, extractor=fidelity.TINY,
+        options = resolve_options(trained_run, metrics="fid", num_samples=100, extractor=extractors.TINY,
                                            cache_dir=str(tmp_path / "c"), **kw)
-        return fidelity.evaluate_run(trained_run, options, log=lambda m: None)["protocol"]["reference_cache"]
+        return run_eval.evaluate_run(trained_run, options, log=lambda m: None)["protocol"]["reference_cache"]
 
     base = key()
     assert key()["key"] == base["key"]
-    weights = _tiny_extractor_class()(fidelity.TINY, ["features"]).state_dict()
+    weights = _tiny_extractor_class()(extractors.TINY, ["features"]).state_dict()
     weights["fc.bias"] += 1.0
     torch.save(weights, tmp_path / "tiny.pth")
     other_weights = key(inception_weights=str(tmp_path / "tiny.pth"))
@@ -279,7 +280,7 @@ def test_cache_key_changes_with_weights_and_data(trained_run, tmp_path):
 def test_evaluate_without_weights_fails_fast_with_exit_2(trained_run, no_weights):
     result = evaluate(str(trained_run), "--metrics", "is,fid")
     assert result.exit_code == 2
-    assert fidelity.INCEPTION_FILE in result.output.replace("\n", "")
+    assert extractors.INCEPTION_FILE in result.output.replace("\n", "")
 
 
 def test_evaluate_bad_input_exit_2(trained_run, tmp_path):
@@ -310,11 +311,11 @@ def test_evaluate_missing_dataset_exit_2(trained_run, tmp_path):
 def test_real_inception_matches_torch_fidelity_directly(tmp_path):
     """With the real Inception weights and CIFAR-10 on disk, `ganneal evaluate` on a tiny run gives the same IS
     and FID as torch-fidelity called directly on the same samples. Skipped unless both are present."""
-    weights = os.environ.get(fidelity.WEIGHTS_ENV) or str(fidelity.torch_hub_dir() / "checkpoints" /
-                                                          fidelity.INCEPTION_FILE)
+    weights = os.environ.get(extractors.WEIGHTS_ENV) or str(extractors.torch_hub_dir() / "checkpoints" /
+                                                          extractors.INCEPTION_FILE)
     root = os.path.expanduser(os.environ.get("GANNEAL_DATA", "~/data"))
     if not os.path.isfile(weights):
-        pytest.skip(f"needs {fidelity.INCEPTION_FILE} (set {fidelity.WEIGHTS_ENV} or place it in torch's hub cache)")
+        pytest.skip(f"needs {extractors.INCEPTION_FILE} (set {extractors.WEIGHTS_ENV} or place it in torch's hub cache)")
     if not os.path.isfile(os.path.join(root, "cifar-10-batches-py", "data_batch_1")):
         pytest.skip(f"needs CIFAR-10 in {root}/cifar-10-batches-py (set GANNEAL_DATA)")
     import torch_fidelity
@@ -326,17 +327,17 @@ def test_real_inception_matches_torch_fidelity_directly(tmp_path):
     run = tmp_path / "run"
     assert run_training(compose(["dataset=cifar10", f"dataset.root={root}", "device=cpu", "train.steps=2",
                                  "train.progress=false", "train.eval_samples=64"]), run) == "done"
-    options = fidelity.resolve_options(run, metrics="is,fid", num_samples=500, inception_weights=weights,
+    options = resolve_options(run, metrics="is,fid", num_samples=500, inception_weights=weights,
                                        reference_count=2000, cache_dir=str(tmp_path / "c"))
-    ours = fidelity.evaluate_run(run, options, log=lambda m: None)["metrics"]
+    ours = run_eval.evaluate_run(run, options, log=lambda m: None)["metrics"]
     from omegaconf import OmegaConf
 
-    generator, _, _ = fidelity.load_generator(run, OmegaConf.load(run / "config.yaml"), (3, 32, 32),
+    generator, _, _ = run_eval.load_generator(run, OmegaConf.load(run / "config.yaml"), (3, 32, 32),
                                               torch.device("cpu"), "auto")
-    wrapped = fidelity.generator_input(generator, options.seed)
+    wrapped = inputs.generator_input(generator, options.seed)
     samples = torch.cat([wrapped(torch.zeros(n, 1)) for n in [64] * 7 + [52]])
     direct = torch_fidelity.calculate_metrics(
-        input1=fidelity.uint8_dataset(samples), input2=fidelity.uint8_dataset(cifar10(root).uint8_images()[:2000]),
+        input1=inputs.uint8_dataset(samples), input2=inputs.uint8_dataset(cifar10(root).uint8_images()[:2000]),
         isc=True, fid=True, feature_extractor_weights_path=weights, cuda=torch.cuda.is_available(),
         save_cpu_ram=True, verbose=False, cache=False, rng_seed=options.seed)
     assert ours["is_mean"] == pytest.approx(direct["inception_score_mean"], rel=1e-5)
@@ -368,12 +369,12 @@ def test_prc_on_a_toy_run_exits_2_naming_what_applies_there(tmp_path):
 def test_digit_data_sets_evaluate_with_the_digit_classifier_unless_told_otherwise(tmp_path, no_weights):
     from gan_anneal.config import compose
 
-    assert compose(["dataset=mnist_small"]).evaluate.extractor == fidelity.MNIST
-    assert compose(["dataset=cifar10"]).evaluate.extractor == fidelity.INCEPTION
-    assert compose(["dataset=mnist_small", "evaluate.extractor=ganneal-tiny"]).evaluate.extractor == fidelity.TINY
+    assert compose(["dataset=mnist_small"]).evaluate.extractor == extractors.MNIST
+    assert compose(["dataset=cifar10"]).evaluate.extractor == extractors.INCEPTION
+    assert compose(["dataset=mnist_small", "evaluate.extractor=ganneal-tiny"]).evaluate.extractor == extractors.TINY
     auto = {"evaluate": {"extractor": "auto", "metrics": "is"}}
-    pick = lambda dataset: fidelity.options_from_config({**auto, "dataset": dataset}, tmp_path).extractor  # noqa: E731
-    assert pick({"name": "mnist_small", "size": 32}) == fidelity.MNIST
-    assert pick({"name": "image_folder", "channels": 1, "size": 28}) == fidelity.MNIST
+    pick = lambda dataset: options_from_config({**auto, "dataset": dataset}, tmp_path).extractor  # noqa: E731
+    assert pick({"name": "mnist_small", "size": 32}) == extractors.MNIST
+    assert pick({"name": "image_folder", "channels": 1, "size": 28}) == extractors.MNIST
     with pytest.raises(UserError, match="Inception-v3 weights"):  # auto chose Inception, whose weights are absent
         pick({"name": "image_folder", "channels": 1, "size": 64})
