@@ -711,7 +711,8 @@ def table(
 
     from gan_anneal.errors import UserError
     from gan_anneal.results.collect import collect_runs, planned_evaluation, planned_grid
-    from gan_anneal.results.table import FORMATS, build_tables, check_metrics, default_metrics, render
+    from gan_anneal.results.render import FORMATS, render
+    from gan_anneal.results.table import build_tables, check_metrics, default_metrics
 
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: valid are {', '.join(FORMATS)}.")
@@ -748,7 +749,7 @@ def table(
     if fmt == "rich":
         from rich.console import Console
 
-        from gan_anneal.results.table import rich_tables, text_width
+        from gan_anneal.results.render import rich_tables, text_width
 
         console = Console()
         console = Console(width=max(console.width, text_width(tables)))  # a cut table is useless; let it wrap

@@ -17,7 +17,8 @@ from gan_anneal.cli import app
 from gan_anneal.config import CONF_DIR, _hydra_compose, compose
 from gan_anneal.errors import UserError
 from gan_anneal.results.collect import collect_runs
-from gan_anneal.results.table import build_tables, render
+from gan_anneal.results.render import render
+from gan_anneal.results.table import build_tables
 from gan_anneal.schema import RULES, check_settings, reference_values
 
 runner = CliRunner()

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from gan_anneal.results.collect import collect_runs, column_key
 from gan_anneal.results.reference import load_reference
-from gan_anneal.results.table import build_tables, render
+from gan_anneal.results.render import render
+from gan_anneal.results.table import build_tables
 
 runner = CliRunner()
 VA_GAN = Path("/work/shared/reference/va-gan.md")
