@@ -1,10 +1,11 @@
-"""Progress for any step that takes more than a few seconds outside the training loop (data-score pre-training,
-real statistics, probes): a rich bar on a terminal, else a plain line every `every_s` seconds through `log`
-(SLURM logs, nohup, pytest), so nothing waits silently.
+"""Progress for anything that takes more than a few seconds (training, data-score pre-training, real statistics,
+probes): a rich bar on a terminal, else a plain line every `every_s` seconds through `log` (SLURM logs, nohup,
+pytest), so nothing waits silently. The training loop also keeps every plain line in its train.log (`lines`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable
 
@@ -12,30 +13,43 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
+def default_line(progress: "StepProgress", done: int, info: str, rate: float, eta: float) -> str:
+    return (f"{progress.description}: {done}/{progress.total} {info}  {time.perf_counter() - progress.t0:.0f} s, "
+            f"about {eta:.0f} s left")
+
+
 class StepProgress:
+    """`update(done, info)` as work advances. The bar is drawn when `bar` is true (default: on a terminal); plain
+    lines go to `log` when no bar is drawn, or always with lines=True; the first, the last (force=True) and one
+    every `every_s` seconds. `start`: steps already done (a resumed run), left out of the rate."""
+
     def __init__(self, description: str, total: int, log: Callable[[str], None] = print, every_s: float = 10.0,
-                 console: Console | None = None):
-        self.description, self.total, self.log, self.every_s = description, int(total), log, every_s
+                 console: Console | None = None, *, start: int = 0, bar: bool | None = None, lines: bool = False,
+                 line: Callable[..., str] = default_line):
+        self.description, self.total, self.log, self.every_s, self.line = description, int(total), log, every_s, line
         self.console = console or Console()
+        drawn = self.console.is_terminal if bar is None else bool(bar)
+        self.lines = lines or not drawn
         self.bar = Progress(TextColumn("[bold blue]{task.description}"), BarColumn(),
                             TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
                             TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=self.console,
-                            disable=not self.console.is_terminal, transient=False)
-        self.t0 = self.last = time.perf_counter()
+                            disable=not drawn, transient=False)
+        self.start, self.t0, self.last = int(start), time.perf_counter(), -math.inf
 
     def __enter__(self) -> "StepProgress":
         self.bar.__enter__()
-        self.task = self.bar.add_task(self.description, total=self.total, info="")
+        self.task = self.bar.add_task(self.description, total=self.total, completed=self.start, info="")
         return self
 
     def __exit__(self, *exc) -> None:
         self.bar.__exit__(*exc)
 
-    def update(self, done: int, info: str = "") -> None:
+    def update(self, done: int, info: str = "", force: bool = False) -> None:
         self.bar.update(self.task, completed=done, info=info)
         now = time.perf_counter()
-        if not self.console.is_terminal and now - self.last >= self.every_s:
-            self.last = now
-            rate = done / max(now - self.t0, 1e-9)
-            eta = (self.total - done) / rate if rate > 0 else float("inf")
-            self.log(f"{self.description}: {done}/{self.total} {info}  {now - self.t0:.0f} s, about {eta:.0f} s left")
+        if not self.lines or (not force and now - self.last < self.every_s):
+            return
+        self.last = now
+        rate = (done - self.start) / max(now - self.t0, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        self.log(self.line(self, done, info, rate, eta))

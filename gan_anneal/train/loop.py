@@ -6,15 +6,14 @@ from __future__ import annotations
 import math
 import os
 import time
-from contextlib import contextmanager
 from typing import Callable
 
 import torch
 from omegaconf import OmegaConf
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from gan_anneal.metric_names import EVAL_PREFIX
+from gan_anneal.progress import StepProgress
 from gan_anneal.results.checkpoint import rng_state, set_rng_state
 from gan_anneal.results.continuation import Start
 from gan_anneal.results.loggers import Loggers, build_loggers
@@ -172,28 +171,6 @@ def eval_record(step: int, metrics: dict) -> dict:
 def _as_record(step: int, raw: dict) -> dict:
     """One metrics.jsonl line: the step's tensors and numbers as plain floats (the only host sync)."""
     return {"step": step, **{key: float(value) for key, value in raw.items()}}
-
-
-class PlainProgress:
-    """Progress as plain lines every `every_s` seconds, for logs that are not a terminal (SLURM, nohup), and into
-    the run's train.log whatever stdout is."""
-
-    def __init__(self, run: RunDir, console: Console, total: int, start: int, every_s: float, echo: bool):
-        self.run, self.console, self.total, self.every_s, self.echo = run, console, total, every_s, echo
-        self.t0, self.step0, self.last = time.perf_counter(), start, -math.inf
-
-    def __call__(self, step: int, record: dict, force: bool = False) -> None:
-        now = time.perf_counter()
-        if not force and now - self.last < self.every_s:
-            return
-        self.last = now
-        rate = (step - self.step0) / max(now - self.t0, 1e-9)
-        eta = (self.total - step) / rate if rate > 0 else float("inf")
-        line = (f"step {step}/{self.total}  D {record['loss_d']:+.4f}  G {record['loss_g']:+.4f}  λ {record['lam']:+.3f}"
-                f"  {rate:.1f} steps/s  ETA {eta:.0f} s")
-        self.run.log(line)
-        if self.echo:
-            self.console.print(line, highlight=False)
 
 
 def train(exp: Experiment, run: RunDir, start_from: Start | None = None, *, console: Console | None = None,
@@ -357,26 +334,26 @@ class _Session:
                                        evaluation_fraction=round(evaluating_within_wall / max(wall, 1e-9), 4))
 
 
-@contextmanager
-def _progress(cfg, run: RunDir, console: Console, total: int, start: int):
-    """A rich bar on a terminal, plain lines every train.progress_every_s seconds elsewhere (and always into
-    train.log); yields update(step, record, force)."""
-    terminal = console.is_terminal
-    plain = PlainProgress(run, console, total, start, float(cfg.train.get("progress_every_s", 30)),
-                          echo=bool(cfg.train.progress) and not terminal)
-    bar = Progress(TextColumn("[bold blue]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TextColumn("left"),
-                   TimeRemainingColumn(), console=console, disable=not (cfg.train.progress and terminal),
-                   transient=False)
-    with bar:
-        task = bar.add_task("train", total=total, completed=start, losses="")
+def _progress(cfg, run: RunDir, console: Console, total: int, start: int) -> StepProgress:
+    """A rich bar on a terminal, plain lines every train.progress_every_s seconds elsewhere; every plain line also
+    goes into train.log, whatever stdout is."""
+    shown, terminal = bool(cfg.train.progress), console.is_terminal
 
-        def update(step: int, record: dict, force: bool = False) -> None:
-            bar.update(task, completed=step,
-                       losses=f"D {record['loss_d']:+.3f}  G {record['loss_g']:+.3f}  λ {record['lam']:+.3f}")
-            plain(step, record, force=force)
+    def log(line: str) -> None:
+        run.log(line)
+        if shown and not terminal:
+            console.print(line, highlight=False)
 
-        yield update
+    return StepProgress("train", total, log, float(cfg.train.get("progress_every_s", 30)), console, start=start,
+                        bar=shown and terminal, lines=True, line=_train_line)
+
+
+def _train_line(progress: StepProgress, step: int, losses: str, rate: float, eta: float) -> str:
+    return f"step {step}/{progress.total}  {losses}  {rate:.1f} steps/s  ETA {eta:.0f} s"
+
+
+def _losses(record: dict) -> str:
+    return f"D {record['loss_d']:+.4f}  G {record['loss_g']:+.4f}  λ {record['lam']:+.3f}"
 
 
 def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFidelity | None, start_from: Start | None,
@@ -398,7 +375,7 @@ def _train(exp: Experiment, run: RunDir, loggers: Loggers, fidelity: TrainingFid
             step += 1
             if step % log_every == 0 or step == total:
                 last_record = session.logged(step, raw)
-                progress(step, last_record, force=step == total)
+                progress.update(step, _losses(last_record), force=step == total)
             session.on_cadence(step, total)
             if flag.get("stop") or (should_stop is not None and should_stop(step)):
                 raise session.stop(step, flag)
