@@ -172,20 +172,24 @@ def train(
         raise typer.Exit(EXIT_CODES.get(getattr(stop, "outcome", "interrupted"), 130)) from None
     if cfg or hydra_flags:
         return
-    if "bad-input" in OUTCOMES and not multirun:
+    if multirun:
+        raise typer.Exit(_sweep_exit_code(sweep_dir, started))
+    if "bad-input" in OUTCOMES:
         _remove_created_parents(Path(str(first.hydra.run.dir)), existed)
-    if multirun:  # joblib/submitit jobs run in other processes: read their summary.json files
-        from gan_anneal.results.collect import sweep_outcomes
-
-        outcomes = sweep_outcomes(sweep_dir, since=started)
-        _report_sweep(outcomes)
-        typer.echo(f"sweep directory: {sweep_dir}")
-        if outcomes and all(o == "bad-input" for o in outcomes):
-            raise typer.Exit(2)
-        from gan_anneal.results.slurm_jobs import ON_THE_CLUSTER
-
-        raise typer.Exit(1 if any(o not in ("done", *ON_THE_CLUSTER) for o in outcomes) else 0)
     raise typer.Exit(max((EXIT_CODES[o] for o in OUTCOMES), default=0))
+
+
+def _sweep_exit_code(sweep_dir, started: float) -> int:
+    """A multirun's jobs ran in other processes (joblib, submitit): their summary.json files say how they ended."""
+    from gan_anneal.results.collect import sweep_outcomes
+    from gan_anneal.results.slurm_jobs import ON_THE_CLUSTER
+
+    outcomes = sweep_outcomes(sweep_dir, since=started)
+    _report_sweep(outcomes)
+    typer.echo(f"sweep directory: {sweep_dir}")
+    if outcomes and all(o == "bad-input" for o in outcomes):
+        return 2
+    return 1 if any(o not in ("done", *ON_THE_CLUSTER) for o in outcomes) else 0
 
 
 def _deepest_existing(path: Path) -> Path:
@@ -528,15 +532,7 @@ def evaluate(
             raise UserError("--probe needs a comma-separated list of measures, e.g. js,rkl,w.")
         if not options.metrics and not measures:
             raise UserError("--metrics none and no --probe: nothing to evaluate.")
-        run_probes = None
-        if measures:
-            try:
-                from gan_anneal.experiments.critic_probe import run_probes
-            except ModuleNotFoundError as error:
-                if error.name != "gan_anneal.experiments.critic_probe":
-                    raise
-                raise UserError("--probe needs gan_anneal.experiments.critic_probe (the BGAN fresh-critic "
-                                "evaluation), which this installation does not have.") from None
+        run_probes = _probe_runner() if measures else None
         if options.metrics:
             from gan_anneal.evaluate.run_eval import evaluate_run
 
@@ -547,6 +543,20 @@ def evaluate(
     except UserError as error:
         fail(str(error))
     console.print(f"written: [bold]{Path(run_dir) / 'eval.json'}[/]")
+
+
+def _probe_runner():
+    """experiments.critic_probe.run_probes, or a clear error where an installation lacks it."""
+    from gan_anneal.errors import UserError
+
+    try:
+        from gan_anneal.experiments.critic_probe import run_probes
+    except ModuleNotFoundError as error:
+        if error.name != "gan_anneal.experiments.critic_probe":
+            raise
+        raise UserError("--probe needs gan_anneal.experiments.critic_probe (the BGAN fresh-critic "
+                        "evaluation), which this installation does not have.") from None
+    return run_probes
 
 
 def _print_fidelity(console, result: dict) -> None:
@@ -641,9 +651,15 @@ def sweep(
                            wait=not no_wait)
     except UserError as error:
         fail(str(error))
-    counts: dict[str, int] = {}
-    for status in report.after.values():
-        counts[status] = counts.get(status, 0) + 1
+    _sweep_ending(console, name, report, out_dir, planned, jobs if launcher == "joblib" else 1, no_wait)
+    raise typer.Exit(report.exit_code)
+
+
+def _sweep_ending(console, name: str, report, out_dir, planned, parallel: int, no_wait: bool) -> None:
+    """How the sweep's jobs stand, where the table is, and what the finished ones cost."""
+    from collections import Counter
+
+    counts = Counter(report.after.values())
     console.print(f"sweep {name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                   + f"; exit code {report.exit_code}; table: [bold]ganneal table {out_dir}[/]", soft_wrap=True)
     if no_wait:
@@ -651,8 +667,7 @@ def sweep(
     else:
         from gan_anneal.experiments.sweep_progress import measured_cost
 
-        console.print(measured_cost(planned, jobs if launcher == "joblib" else 1), highlight=False)
-    raise typer.Exit(report.exit_code)
+        console.print(measured_cost(planned, parallel), highlight=False)
 
 
 def _plan_sweep(name, out, overrides, divergences, columns, seed_list, jobs, launcher, no_wait, console):
@@ -710,9 +725,7 @@ def table(
     from pathlib import Path
 
     from gan_anneal.errors import UserError
-    from gan_anneal.results.collect import collect_runs, planned_evaluation, planned_grid
-    from gan_anneal.results.render import FORMATS, render
-    from gan_anneal.results.table import build_tables, check_metrics, default_metrics
+    from gan_anneal.results.render import FORMATS
 
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: valid are {', '.join(FORMATS)}.")
@@ -720,32 +733,48 @@ def table(
         _check_output_path(out, TABLE_SUFFIXES[fmt], f"--format {fmt}")
     if not Path(runs_dir).is_dir():
         fail(f"'{runs_dir}' is not a folder. Pass the folder holding the run directories (e.g. runs/cifar10_table).")
-    records = collect_runs(runs_dir, {"num_samples": eval_samples, "extractor": extractor})
+    try:
+        tables, text, differences = _tables(runs_dir, fmt, reference, metric, digits,
+                                            {"num_samples": eval_samples, "extractor": extractor}, against, unpaired)
+    except UserError as error:
+        fail(str(error))
+    _print_tables(tables, text, differences, fmt)
+    if out:
+        Path(out).write_text(text)
+        typer.echo(f"written: {out}", err=True)
+
+
+def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpaired):
+    """The tables of the runs under runs_dir, rendered in fmt, and the --against verdict ("" without it)."""
+    from gan_anneal.results.collect import collect_runs, planned_evaluation, planned_grid
+    from gan_anneal.results.render import render
+    from gan_anneal.results.table import build_tables, check_metrics, default_metrics
+
+    records = collect_runs(runs_dir, evaluation)
     planned = planned_grid(runs_dir)
     if not records and not planned:
         fail(f"No run directories under '{runs_dir}' (no summary.json found).")
-    try:
-        ref = None
-        if reference:
-            from gan_anneal.results.reference import load_reference
+    ref = None
+    if reference:
+        from gan_anneal.results.reference import load_reference
 
-            ref = load_reference(reference)
-        if metric:
-            check_metrics(list(metric), records)
-        images = planned_evaluation(runs_dir)
-        names = list(metric or default_metrics(records, images))
-        tables = build_tables(records, names, reference=ref, planned=planned, digits=digits)
-        text = render(tables, fmt)
-        differences = ""
-        if against is not None:
-            from gan_anneal.results.compare import verdict
-            from gan_anneal.results.table import metric_by_name
+        ref = load_reference(reference)
+    if metric:
+        check_metrics(list(metric), records)
+    names = list(metric or default_metrics(records, planned_evaluation(runs_dir)))
+    tables = build_tables(records, names, reference=ref, planned=planned, digits=digits)
+    text, differences = render(tables, fmt), ""
+    if against is not None:
+        from gan_anneal.results.compare import verdict
+        from gan_anneal.results.table import metric_by_name
 
-            differences = verdict(records, [metric_by_name(m) for m in names], against, paired=not unpaired)
-            if fmt == "markdown":  # CSV and LaTeX stay machine-readable: the verdict goes to the terminal only
-                text += differences
-    except UserError as error:
-        fail(str(error))
+        differences = verdict(records, [metric_by_name(m) for m in names], against, paired=not unpaired)
+        if fmt == "markdown":  # CSV and LaTeX stay machine-readable: the verdict goes to the terminal only
+            text += differences
+    return tables, text, differences
+
+
+def _print_tables(tables, text: str, differences: str, fmt: str) -> None:
     if fmt == "rich":
         from rich.console import Console
 
@@ -761,9 +790,6 @@ def table(
         typer.echo(text, nl=False)
         if differences and fmt != "markdown":
             typer.echo(differences, nl=False, err=True)
-    if out:
-        Path(out).write_text(text)
-        typer.echo(f"written: {out}", err=True)
 
 
 TABLE_SUFFIXES = {"rich": (".txt",), "markdown": (".md", ".txt"), "csv": (".csv", ".txt"), "latex": (".tex", ".txt")}
