@@ -7,6 +7,7 @@ cannot be left out of it.
 from __future__ import annotations
 
 IMAGES = ("cifar10", "celeba", "mnist", "mnist_small", "digits", "image_folder")  # IS / FID / KID apply
+GREY_IMAGES = ("mnist", "mnist_small", "digits")  # one channel; image_folder: when dataset.channels is 1
 DISCRETE = ("mnist_binary", "quantized", "text")  # one-hot / binary samples (BGAN's policy gradient)
 TOYS = ("ring8", "grid25", "gauss1d")  # mixtures with closed-form metrics in summary.json
 ENERGY_PREFIX = "energy_"  # targets known through an energy ψ (data/energies.py)

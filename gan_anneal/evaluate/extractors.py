@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 from gan_anneal.errors import UserError
+from gan_anneal.kinds import GREY_IMAGES
 
 INCEPTION = "inception-v3-compat"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -22,7 +23,6 @@ DIGIT_REBUILD = "python -m gan_anneal.evaluate.digits_classifier"  # --out defau
 DIGIT_SIDES = (28, 32)  # image sides ganneal-mnist takes (28 is padded to 32)
 EXTRACTORS = {INCEPTION: "the standard IS/FID network, any image", MNIST: "a digit classifier, grey 28x28 or 32x32 "
               "digits (mnist_small, mnist)", TINY: "an offline stand-in for tests and smoke runs, any image"}
-GREY_DATASETS = ("mnist", "mnist_small", "digits")  # image_folder: grey when dataset.channels is 1
 WEIGHTS_ENV = "GANNEAL_INCEPTION_WEIGHTS"
 
 
@@ -102,7 +102,7 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
 
 def _grey_side(dataset: dict) -> tuple[bool, int]:
     name = str(dataset.get("name"))
-    grey = name in GREY_DATASETS or (name == "image_folder" and int(dataset.get("channels", 3)) == 1)
+    grey = name in GREY_IMAGES or (name == "image_folder" and int(dataset.get("channels", 3)) == 1)
     return grey, int(dataset.get("size", 8 if name == "digits" else 32))
 
 
