@@ -234,7 +234,7 @@ def bench_eval(args, console) -> dict:
 
     from gan_anneal.config import compose
     from gan_anneal.data.images import to_uint8
-    from gan_anneal.evaluate import fidelity
+    from gan_anneal.evaluate import extractors, fidelity, inputs, options, run_eval
     from gan_anneal.results.rundir import RunDir
     from gan_anneal.runner import console as run_console
     from gan_anneal.runner import run_training
@@ -248,7 +248,7 @@ def bench_eval(args, console) -> dict:
         assert run_training(cfg, run_dir) == "done", f"could not train the evaluation run in {run_dir}"
     n = args.eval_samples
     cache = WORK / "fidelity-cache"
-    opts = dict(metrics="is,fid", num_samples=n, batch_size=64, extractor=fidelity.TINY, is_splits=2,
+    opts = dict(metrics="is,fid", num_samples=n, batch_size=64, extractor=extractors.TINY, is_splits=2,
                 cache_dir=str(cache), seed=2020)
     cfg = RunDir(run_dir).read_config()
     device = torch.device("cpu")
@@ -259,7 +259,7 @@ def bench_eval(args, console) -> dict:
     from gan_anneal.data import build_dataset
 
     reference = build_dataset(OmegaConf.to_container(cfg.dataset, resolve=True)).uint8_images()
-    generator, _, _ = fidelity.load_generator(run_dir, cfg, tuple(reference.shape[1:]), device, "auto")
+    generator, _, _ = run_eval.load_generator(run_dir, cfg, tuple(reference.shape[1:]), device, "auto")
     fidelity.register_extractors()
 
     class Plain(torch.nn.Module):  # what a user writes: z → uint8 images
@@ -271,13 +271,13 @@ def bench_eval(args, console) -> dict:
             return to_uint8(self.g(z))
 
     def ganneal_eval():
-        return fidelity.evaluate_run(run_dir, fidelity.resolve_options(run_dir, **opts), log=lambda m: None)
+        return run_eval.evaluate_run(run_dir, options.resolve_options(run_dir, **opts), log=lambda m: None)
 
     def direct_eval():
         return torch_fidelity.calculate_metrics(
             input1=torch_fidelity.GenerativeModelModuleWrapper(Plain(generator), generator.z_dim, "normal", 0),
-            input1_model_num_samples=n, input2=fidelity.uint8_dataset(reference), cuda=False, save_cpu_ram=True,
-            isc=True, fid=True, feature_extractor=fidelity.TINY, batch_size=64, isc_splits=2, cache=False,
+            input1_model_num_samples=n, input2=inputs.uint8_dataset(reference), cuda=False, save_cpu_ram=True,
+            isc=True, fid=True, feature_extractor=extractors.TINY, batch_size=64, isc_splits=2, cache=False,
             verbose=False)
 
     cold, warm, direct = [], [], []
@@ -300,9 +300,9 @@ def bench_eval(args, console) -> dict:
                       f"torch-fidelity direct {direct[-1]:.2f} s[/]")
 
     # the two stages on their own: generation (ganneal's wrapper vs a plain module) and the extractor
-    wrapper = fidelity.generator_input(generator, 2020)
+    wrapper = inputs.generator_input(generator, 2020)
     plain = Plain(generator).eval()
-    extractor = torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY[fidelity.TINY](fidelity.TINY, ["features", "logits"]).eval()
+    extractor = torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY[extractors.TINY](extractors.TINY, ["features", "logits"]).eval()
     images = reference[:n] if len(reference) >= n else reference.repeat((n // len(reference)) + 1, 1, 1, 1)[:n]
 
     def gen(module):
@@ -320,7 +320,7 @@ def bench_eval(args, console) -> dict:
     stage = rounds({"gen_ganneal": gen(wrapper.module if hasattr(wrapper, "module") else wrapper),
                     "gen_plain": gen(plain), "extract": extract},
                    repeats=args.eval_repeats, inner=1, warmup=1, console=console)
-    return {"num_samples": n, "reference_images": len(reference), "extractor": fidelity.TINY,
+    return {"num_samples": n, "reference_images": len(reference), "extractor": extractors.TINY,
             "cold_s": cold, "warm_s": warm, "direct_s": direct,
             "speed_vs_direct": paired_ratio(direct, cold), "warm_vs_direct": paired_ratio(direct, warm),
             "cache_speedup": paired_ratio(cold, warm),

@@ -7,15 +7,15 @@ import tempfile
 import torch
 
 from gan_anneal.evaluate import digits_classifier as dc
-from gan_anneal.evaluate import fidelity
+from gan_anneal.evaluate import extractors, fidelity, inputs
 
 x_train, _, x_held, y_held = dc.digit_split()
 cache = tempfile.mkdtemp()
 
 
 def metric(images, names):
-    return fidelity.compute_metrics(fidelity.uint8_dataset(images), fidelity.uint8_dataset(x_train), names,
-                                    extractor=fidelity.MNIST, weights_path=dc.WEIGHTS, batch_size=500,
+    return fidelity.compute_metrics(inputs.uint8_dataset(images), inputs.uint8_dataset(x_train), names,
+                                    extractor=extractors.MNIST, weights_path=dc.WEIGHTS, batch_size=500,
                                     cache_root=cache, input2_cache_name="train")
 
 

@@ -19,22 +19,24 @@ def default_line(progress: "StepProgress", done: int, info: str, rate: float, et
 
 
 class StepProgress:
-    """`update(done, info)` as work advances. The bar is drawn when `bar` is true (default: on a terminal); plain
-    lines go to `log` when no bar is drawn, or always with lines=True; the first, the last (force=True) and one
-    every `every_s` seconds. `start`: steps already done (a resumed run), left out of the rate."""
+    """`update(done, info)` as work advances. The bar is drawn when `draw` is true (default: on a terminal); plain
+    lines go to `log` when no bar is drawn, or always with lines=True: one every `every_s` seconds, the last
+    (force=True), and with first_line=True the first update's at once. `start`: steps already done (a resumed
+    run), left out of the rate."""
 
     def __init__(self, description: str, total: int, log: Callable[[str], None] = print, every_s: float = 10.0,
-                 console: Console | None = None, *, start: int = 0, bar: bool | None = None, lines: bool = False,
-                 line: Callable[..., str] = default_line):
+                 console: Console | None = None, *, start: int = 0, draw: bool | None = None, lines: bool = False,
+                 first_line: bool = False, line: Callable[..., str] = default_line):
         self.description, self.total, self.log, self.every_s, self.line = description, int(total), log, every_s, line
         self.console = console or Console()
-        drawn = self.console.is_terminal if bar is None else bool(bar)
+        drawn = self.console.is_terminal if draw is None else bool(draw)
         self.lines = lines or not drawn
         self.bar = Progress(TextColumn("[bold blue]{task.description}"), BarColumn(),
                             TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
                             TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=self.console,
                             disable=not drawn, transient=False)
-        self.start, self.t0, self.last = int(start), time.perf_counter(), -math.inf
+        self.start, self.t0 = int(start), time.perf_counter()
+        self.last = -math.inf if first_line else self.t0
 
     def __enter__(self) -> "StepProgress":
         self.bar.__enter__()

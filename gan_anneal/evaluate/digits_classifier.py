@@ -11,7 +11,7 @@ the same 4,000 train / 1,000 held-out split as `dataset=mnist_binary`. Its weigh
 which is deterministic on a CPU (one thread, seeded shuffles and shifts, deterministic algorithms).
 
 The extractor is registered with torch-fidelity like `ganneal-tiny`: uint8 (B, 3, H, W) in (grey repeated to
-three channels, as fidelity.py feeds every run), H = W = 28 or 32; 28×28 is zero-padded to 32×32, as
+three channels, as evaluate/inputs.py feeds every run), H = W = 28 or 32; 28×28 is zero-padded to 32×32, as
 `mnist_small` and `mnist` are. Features for FID/KID: the 128 units before the last layer (after ReLU);
 logits for IS. Numbers are comparable between runs evaluated with the same weights file (its sha256 is in
 every eval.json), not with Inception numbers.

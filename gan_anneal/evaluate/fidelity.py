@@ -14,7 +14,6 @@ What to compute comes from evaluate/options.py (every bad input refused there, t
 an eval.json in evaluate/run_eval.py.
 """
 
-
 from __future__ import annotations
 
 import hashlib
@@ -211,7 +210,6 @@ class Fidelity:
         return self._measure(generator, num_samples, show_progress, reading=False)
 
     def _measure(self, generator, num_samples: int | None, show_progress: bool, reading: bool) -> dict[str, float]:
-
         options = self.options
         n = int(num_samples or options.num_samples)
         total = n + (len(self.reference) if reading else 0)

@@ -345,7 +345,7 @@ def _progress(cfg, run: RunDir, console: Console, total: int, start: int) -> Ste
             console.print(line, highlight=False)
 
     return StepProgress("train", total, log, float(cfg.train.get("progress_every_s", 30)), console, start=start,
-                        bar=shown and terminal, lines=True, line=_train_line)
+                        draw=shown and terminal, lines=True, first_line=True, line=_train_line)
 
 
 def _train_line(progress: StepProgress, step: int, losses: str, rate: float, eta: float) -> str:

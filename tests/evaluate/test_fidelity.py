@@ -1,4 +1,4 @@
-"""`ganneal evaluate` and gan_anneal/evaluate/fidelity.py, offline: test-only feature extractors
+"""`ganneal evaluate` and gan_anneal/evaluate/ (options, inputs, fidelity, run_eval), offline: test-only feature extractors
 registered with torch-fidelity, FID against an independent NumPy/SciPy computation, IS of a uniform
 classifier, the reference-statistics cache key, missing weights, and the whole path on a trained run."""
 
