@@ -92,21 +92,32 @@ def train_probe(exp, measure: str, steps: int, *, batch_size: int = 64, lr: floa
     if measure == "w":
         betas = (0.0, 0.9)  # Gulrajani et al.'s Adam setting for the gradient-penalty critic
     opt = adam(critic.parameters(), lr=lr, betas=betas)
+
+    def every_25(done: int) -> None:
+        if progress is not None and (done % 25 == 0 or done == steps):
+            progress(done)
+
+    fit_critic(exp, critic, divergence, opt, steps, batch_size, _generator_sampler(exp.generator, inputs), every_25)
+    return critic.eval(), divergence
+
+
+def fit_critic(exp, critic, divergence, opt, steps: int, batch_size: int, fake=None, progress=None) -> None:
+    """`steps` optimiser steps of `critic` on the divergence's critic loss and penalty against the frozen generator:
+    real batches from the run's target, fake ones `fake(noise)` (default: the generator's samples); `progress(done)`
+    after every step. One loop for the fresh-critic probes and pixel descent's further-trained critic."""
     g = exp.generator
-    draw = _generator_sampler(g, inputs)
+    fake = fake or g
     for done in range(1, steps + 1):
         real = exp.target.sample(batch_size)
         with torch.no_grad():
-            fake = draw(g.sample_noise(batch_size, exp.device))
-        loss = divergence.critic_loss(critic(real), critic(fake))
-        penalty_term = divergence.penalty(critic, real, fake)
-        total = loss if penalty_term is None else loss + penalty_term
+            x = fake(g.sample_noise(batch_size, exp.device))
+        loss = divergence.critic_loss(critic(real), critic(x))
+        penalty = divergence.penalty(critic, real, x)
         opt.zero_grad(set_to_none=True)
-        total.backward()
+        (loss if penalty is None else loss + penalty).backward()
         opt.step()
-        if progress is not None and (done % 25 == 0 or done == steps):
+        if progress is not None:
             progress(done)
-    return critic.eval(), divergence
 
 
 @torch.no_grad()

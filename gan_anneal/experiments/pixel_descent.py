@@ -19,7 +19,7 @@ import torch
 from rich.table import Table
 
 from gan_anneal.errors import UserError
-from gan_anneal.experiments.critic_probe import load_run
+from gan_anneal.experiments.critic_probe import fit_critic, load_run
 from gan_anneal.objectives.divergences import build_divergence
 from gan_anneal.optimizers import adam
 from gan_anneal.progress import StepProgress
@@ -46,16 +46,8 @@ def pixel_descent(run_dir, *, critic_steps: int = 1000, steps: int = 300, lr: fl
     opt = adam(critic.parameters(), lr=exp.cfg.optim.lr_d, betas=exp.cfg.optim.betas)
     g = exp.generator
     with StepProgress("pixel descent: the critic against the frozen generator", critic_steps) as bar:
-        for i in range(critic_steps):  # 2. the critic, trained further against the frozen generator
-            real = exp.target.sample(exp.cfg.train.batch_size)
-            with torch.no_grad():
-                fake = g(g.sample_noise(exp.cfg.train.batch_size, exp.device))
-            loss = exp.divergence.critic_loss(critic(real), critic(fake))
-            penalty = exp.divergence.penalty(critic, real, fake)
-            opt.zero_grad(set_to_none=True)
-            (loss if penalty is None else loss + penalty).backward()
-            opt.step()
-            bar.update(i + 1)
+        # 2. the critic, trained further against the frozen generator
+        fit_critic(exp, critic, exp.divergence, opt, critic_steps, exp.cfg.train.batch_size, progress=bar.update)
     critic.eval().requires_grad_(False)
 
     with torch.no_grad():
