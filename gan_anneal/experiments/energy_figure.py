@@ -12,8 +12,7 @@ from pathlib import Path
 import torch
 
 from gan_anneal.errors import UserError
-from gan_anneal.models import build_models
-from gan_anneal.results.checkpoint import load_checkpoint
+from gan_anneal.evaluate.run_eval import load_generator
 from gan_anneal.results.rundir import RunDir
 from gan_anneal.train.build import as_dict, build_experiment
 
@@ -74,8 +73,7 @@ def energy_figure(run_a: str, run_b: str, out: str | Path, n_samples: int = 3000
 
     trained = []
     for run, cfg in zip(runs, cfgs):
-        generator, _ = build_models(as_dict(cfg.model), initial.data_shape)
-        generator.load_state_dict(load_checkpoint(run.checkpoint)["generator"])
+        generator, _, _ = load_generator(run.path, cfg, initial.data_shape, torch.device("cpu"), "raw")
         trained.append(draw(generator))
 
     plt = _pyplot()
