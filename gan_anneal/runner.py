@@ -52,24 +52,25 @@ def _refused(message: str) -> None:
 def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None, record: dict | None = None) -> str:
     """Train (or resume, or extend) and return the outcome: one of the keys of EXIT_CODES. `record`: the command's
     `.hydra/` files, written only once the run starts or continues (never by a refused command)."""
-    from gan_anneal.train.build import build_experiment  # deferred: loads torch; this module stays torch-free at import
-    from gan_anneal.train.loop import (  # deferred: loads torch; this module stays torch-free at import
-        TrainingDiverged,
-        TrainingInterrupted,
-        train,
-    )
-
     run = RunDir(run_dir)
     _LAST_ERROR[0] = ""
     try:
         start = plan_start(run, cfg, writer_alive=run.writer_alive())
-        run.acquire_lock()
     except UserError as error:  # the directory is someone else's, or another config's: leave it untouched
         _refused(str(error))
         return "bad-input"
     except NothingToDo as nothing:
         console.print(f"[bold]{'done' if nothing.outcome == 'done' else nothing.outcome}:[/] {nothing}")
         return nothing.outcome
+    # deferred until a run will train: a finished or refused command answers without loading torch (~1.5 s)
+    from gan_anneal.train.build import build_experiment
+    from gan_anneal.train.loop import TrainingDiverged, TrainingInterrupted, train
+
+    try:
+        run.acquire_lock()
+    except UserError as error:  # another process took the directory since plan_start looked
+        _refused(str(error))
+        return "bad-input"
     had_run = run.exists()
     discard = False
     try:

@@ -101,8 +101,8 @@ def test_keys_of_a_swept_group_are_forced_for_hydras_base_composition():
     assert out == ["anneal=pma,oa", "++anneal.warmup=0.2", "train.steps=5", "seed=0,1"]
 
 
-def test_multirun_over_a_group_with_one_of_its_keys_set(tmp_path, run_cli):
-    result = run_cli("train", "-m", "anneal=pma,oa", "anneal.warmup=0.2", "train.steps=4", "train.log_every=2",
+def test_multirun_over_a_group_with_one_of_its_keys_set(tmp_path, ganneal):
+    result = ganneal("train", "-m", "anneal=pma,oa", "anneal.warmup=0.2", "train.steps=4", "train.log_every=2",
                      "train.eval_samples=200", "train.sample_every=0", "train.progress=false",
                      f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -67,7 +67,7 @@ def test_a_gpu_the_machine_lacks_is_refused_naming_the_gpus_there_are(gpus):
     assert resolve_device(OmegaConf.create({"name": "cuda:1", "threads": None})) == torch.device("cuda:1")
 
 
-def test_device_cuda_k_without_a_gpu_is_exit_2(run_cli, tmp_path):
-    result = run_cli("train", "device=cuda:7", f"hydra.run.dir={tmp_path / 'run'}")
+def test_device_cuda_k_without_a_gpu_is_exit_2(ganneal, tmp_path):
+    result = ganneal("train", "device=cuda:7", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "device=cuda:7" in result.stdout + result.stderr and "Traceback" not in result.stderr

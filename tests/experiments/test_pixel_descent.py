@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 
-def test_the_proxy_loss_pushes_f_up_and_the_boundary_loss_pulls_it_to_zero(train_run, run_cli):
+def test_the_proxy_loss_pushes_f_up_and_the_boundary_loss_pulls_it_to_zero(train_run, ganneal):
     _, run = train_run("divergence=jsd", "train.steps=60", "train.log_every=20", "train.eval_samples=200",
                        name="jsd")
-    result = run_cli("pixel-descent", str(run.path), "--critic-steps", "20", "--steps", "40", "--lr", "0.05",
+    result = ganneal("pixel-descent", str(run.path), "--critic-steps", "20", "--steps", "40", "--lr", "0.05",
                      "-n", "256")
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((run.path / "pixel_descent" / "pixel_descent.json").read_text())
@@ -21,10 +21,10 @@ def test_the_proxy_loss_pushes_f_up_and_the_boundary_loss_pulls_it_to_zero(train
     assert (run.path / "pixel_descent" / "boundary_step_0040.png").is_file()
 
 
-def test_pixel_descent_refuses_what_it_cannot_descend(train_run, run_cli, tmp_path):
-    assert run_cli("pixel-descent", str(tmp_path / "missing")).returncode == 2
+def test_pixel_descent_refuses_what_it_cannot_descend(train_run, ganneal, tmp_path):
+    assert ganneal("pixel-descent", str(tmp_path / "missing")).returncode == 2
     _, run = train_run("divergence=wgan", "train.steps=20", "train.log_every=10", "train.eval_samples=200",
                        name="wgan")
-    result = run_cli("pixel-descent", str(run.path), "--critic-steps", "2", "--steps", "2")
+    result = ganneal("pixel-descent", str(run.path), "--critic-steps", "2", "--steps", "2")
     assert result.returncode == 2 and "proxy/boundary" in result.stderr and "Traceback" not in result.stderr
-    assert run_cli("pixel-descent", str(run.path), "--steps", "0").returncode == 2
+    assert ganneal("pixel-descent", str(run.path), "--steps", "0").returncode == 2

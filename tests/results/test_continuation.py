@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import invoke
 
 SHORT = ["train.steps=40", "train.log_every=10", "train.checkpoint_every=20", "train.eval_samples=300",
          "train.progress=false", "train.sample_every=0"]
@@ -32,29 +33,29 @@ def _snapshot(path: Path) -> dict:
     return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-def test_a_done_run_re_run_trains_nothing_and_a_changed_config_leaves_it_byte_identical(tmp_path, run_cli):
+def test_a_done_run_re_run_trains_nothing_and_a_changed_config_leaves_it_byte_identical(tmp_path, ganneal):
     run = tmp_path / "R"
-    assert run_cli("train", *SHORT, f"hydra.run.dir={run}").returncode == 0
+    assert ganneal("train", *SHORT, f"hydra.run.dir={run}").returncode == 0
     before = _snapshot(run)  # .hydra/ included: ganneal writes it only when a run starts or continues
-    again = run_cli("train", *SHORT, f"hydra.run.dir={run}")
+    again = ganneal("train", *SHORT, f"hydra.run.dir={run}")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "nothing to do" in again.stdout
     assert _snapshot(run) == before  # nothing rewritten
-    changed = run_cli("train", *SHORT, "optim.lr_g=5e-4", f"hydra.run.dir={run}")
+    changed = ganneal("train", *SHORT, "optim.lr_g=5e-4", f"hydra.run.dir={run}")
     assert changed.returncode == 2
     assert "optim.lr_g" in changed.stdout + changed.stderr
     assert _snapshot(run) == before
-    shorter = run_cli("train", *[o for o in SHORT if "steps=" not in o], "train.steps=20", f"hydra.run.dir={run}")
+    shorter = ganneal("train", *[o for o in SHORT if "steps=" not in o], "train.steps=20", f"hydra.run.dir={run}")
     assert shorter.returncode == 2 and "shorten" in shorter.stdout + shorter.stderr
 
 
-def test_resume_is_the_stored_command_in_place_and_extends_with_a_record(tmp_path, run_cli):
+def test_resume_is_the_stored_command_in_place_and_extends_with_a_record(tmp_path, ganneal):
     run = tmp_path / "R"
-    assert run_cli("train", *SHORT, f"hydra.run.dir={run}").returncode == 0
+    assert ganneal("train", *SHORT, f"hydra.run.dir={run}").returncode == 0
     # the issue's case 2: resume=R together with hydra.run.dir=R
-    same = run_cli("train", f"resume={run}", f"hydra.run.dir={run}")
+    same = ganneal("train", f"resume={run}", f"hydra.run.dir={run}")
     assert same.returncode == 0 and "nothing to do" in same.stdout, same.stdout + same.stderr
-    longer = run_cli("train", f"resume={run}", "train.steps=60")
+    longer = ganneal("train", f"resume={run}", "train.steps=60")
     assert longer.returncode == 0, longer.stdout + longer.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 60 and summary["status"] == "done"
@@ -62,16 +63,16 @@ def test_resume_is_the_stored_command_in_place_and_extends_with_a_record(tmp_pat
     assert "steps: 60" in (run / "config.yaml").read_text()  # the override given on resume is recorded
     steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss_d" in r]
     assert steps == [10, 20, 30, 40, 50, 60]
-    shown = run_cli("train", "--cfg", "job", f"resume={run}")  # resume= composes with --cfg like any override
+    shown = ganneal("train", "--cfg", "job", f"resume={run}")  # resume= composes with --cfg like any override
     assert shown.returncode == 0 and "steps: 60" in shown.stdout
     assert json.loads((run / "summary.json").read_text())["steps"] == 60  # --cfg trained nothing
 
 
-def test_empty_resume_and_resume_of_a_missing_run_are_errors(tmp_path, run_cli):
-    empty = run_cli("train", "resume=")
+def test_empty_resume_and_resume_of_a_missing_run_are_errors(tmp_path, ganneal):
+    empty = ganneal("train", "resume=", cwd=tmp_path)
     assert empty.returncode == 2 and "empty" in empty.stderr
     assert not (tmp_path / "runs").exists()
-    missing = run_cli("train", f"resume={tmp_path / 'nothing'}")
+    missing = ganneal("train", f"resume={tmp_path / 'nothing'}")
     assert missing.returncode == 2 and "not a run directory" in missing.stderr
 
 
@@ -82,15 +83,15 @@ INTERRUPTED = ["train.steps=300", "train.log_every=20", "train.checkpoint_every=
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("straight") / "run"
-    result = subprocess.run([sys.executable, "-m", "gan_anneal.cli", "train", *INTERRUPTED, f"hydra.run.dir={path}"],
-                            capture_output=True, text=True, timeout=300)
+    result = invoke("train", *INTERRUPTED, f"hydra.run.dir={path}")
     assert result.returncode == 0, result.stdout + result.stderr
     return path
 
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
-def test_re_running_the_command_after_an_interruption_matches_an_uninterrupted_run(tmp_path, run_cli, how,
+def test_re_running_the_command_after_an_interruption_matches_an_uninterrupted_run(tmp_path, ganneal, how,
                                                                                     uninterrupted):
+    """The interrupted process is a real one (the signal reaches its handlers); the re-run is the same command."""
     broken = tmp_path / "broken"
     proc = subprocess.Popen([sys.executable, "-m", "gan_anneal.cli", "train", *INTERRUPTED, f"hydra.run.dir={broken}"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -102,7 +103,7 @@ def test_re_running_the_command_after_an_interruption_matches_an_uninterrupted_r
     assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143, "SIGKILL": -9}[how], out
     status = json.loads((broken / "summary.json").read_text())["status"]
     assert status == ("running" if how == "SIGKILL" else "interrupted")  # kill -9 leaves a stale `running`
-    again = run_cli("train", *INTERRUPTED, f"hydra.run.dir={broken}")
+    again = ganneal("train", *INTERRUPTED, f"hydra.run.dir={broken}")
     assert again.returncode == 0, again.stdout + again.stderr
     assert _same_params(uninterrupted, broken)
     log = (broken / "train.log").read_text()
@@ -124,15 +125,15 @@ def test_a_torn_metrics_line_and_a_corrupt_checkpoint_do_not_stop_a_resume(train
     assert "cannot be read" in (run.path / "train.log").read_text()  # the fallback is on the run's record too
 
 
-def test_both_checkpoints_unreadable_is_exit_2_naming_both_and_how_to_start_over(run_cli, tmp_path):
+def test_both_checkpoints_unreadable_is_exit_2_naming_both_and_how_to_start_over(ganneal, tmp_path):
     run = tmp_path / "R"
     args = [*[o for o in SHORT if "steps=" not in o], "train.steps=60", f"hydra.run.dir={run}"]
-    first = run_cli("train", *[a for a in args if "train.steps" not in a], "train.steps=40")
+    first = ganneal("train", *[a for a in args if "train.steps" not in a], "train.steps=40")
     assert first.returncode == 0, first.stdout + first.stderr
     (run / "checkpoints" / "last.pt").write_bytes(b"")
     (run / "checkpoints" / "previous.pt").write_bytes(b"")
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    result = run_cli("train", *args)  # an extension needs the checkpoint
+    result = ganneal("train", *args)  # an extension needs the checkpoint
     text = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "Neither checkpoint" in text and "last.pt" in text and "previous.pt" in text and "rm -r" in text

@@ -11,30 +11,6 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture
-def run_cli():
-    """`ganneal ARGS` in this process (Typer's runner): the same CLI as a user's, without a fresh interpreter's
-    seconds of imports for each call."""
-    import os
-    from types import SimpleNamespace
-
-    from typer.testing import CliRunner
-
-    from gan_anneal.cli import app
-
-    def _run(*args: str, cwd: Path | None = None):
-        old = os.getcwd()
-        if cwd is not None:
-            os.chdir(cwd)
-        try:
-            result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
-        finally:
-            os.chdir(old)
-        return SimpleNamespace(returncode=result.exit_code, stdout=result.output, stderr="")
-
-    return _run
-
-
 SHORT = ["train.steps=20", "train.log_every=10", "train.checkpoint_every=10", "train.sample_every=0",
          "train.eval_samples=200", "train.progress=false"]
 
@@ -45,9 +21,9 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def finished(run_cli, tmp_path):
+def finished(ganneal, tmp_path):
     run = tmp_path / "ov"
-    result = run_cli("train", *SHORT, "anneal=static", "anneal.lam=0.1", f"hydra.run.dir={run}")
+    result = ganneal("train", *SHORT, "anneal=static", "anneal.lam=0.1", f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stdout + result.stderr
     return run
 
@@ -57,46 +33,46 @@ def finished(run_cli, tmp_path):
     (["train.steps=10"], "would shorten it"),
     (["device=cuda"], "other settings"),
 ])
-def test_a_refused_command_leaves_the_run_directory_byte_identical(finished, run_cli, refused, needle):
+def test_a_refused_command_leaves_the_run_directory_byte_identical(finished, ganneal, refused, needle):
     before = snapshot(finished)
     assert ".hydra/overrides.yaml" in before
-    result = run_cli("train", *SHORT, "anneal=static", "anneal.lam=0.1", *refused, f"hydra.run.dir={finished}")
+    result = ganneal("train", *SHORT, "anneal=static", "anneal.lam=0.1", *refused, f"hydra.run.dir={finished}")
     assert result.returncode == 2 and needle in " ".join((result.stdout + result.stderr).split())
     assert snapshot(finished) == before
 
 
-def test_resume_after_a_refused_command_uses_the_record_ganneal_wrote(finished, run_cli):
-    run_cli("train", *SHORT, "seed=7", f"hydra.run.dir={finished}")  # refused
-    again = run_cli("train", f"resume={finished}")
+def test_resume_after_a_refused_command_uses_the_record_ganneal_wrote(finished, ganneal):
+    ganneal("train", *SHORT, "seed=7", f"hydra.run.dir={finished}")  # refused
+    again = ganneal("train", f"resume={finished}")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "nothing to do" in again.stdout
     overrides = (finished / ".hydra" / "overrides.yaml").read_text()
     assert "seed=7" not in overrides and "anneal.lam=0.1" in overrides
 
 
-def test_an_extension_rewrites_the_record_with_the_new_length(finished, run_cli):
-    result = run_cli("train", f"resume={finished}", "train.steps=30")
+def test_an_extension_rewrites_the_record_with_the_new_length(finished, ganneal):
+    result = ganneal("train", f"resume={finished}", "train.steps=30")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "train.steps=30" in (finished / ".hydra" / "overrides.yaml").read_text()
-    assert run_cli("train", f"resume={finished}").returncode == 0  # the record now names the extended run
+    assert ganneal("train", f"resume={finished}").returncode == 0  # the record now names the extended run
 
 
-def test_a_refused_fresh_directory_leaves_no_empty_parents(run_cli, tmp_path):
+def test_a_refused_fresh_directory_leaves_no_empty_parents(ganneal, tmp_path):
     (tmp_path / "kept").mkdir()
-    result = run_cli("train", *SHORT, "device=cuda", f"hydra.run.dir={tmp_path / 'kept' / 'a' / 'b' / 'c'}")
+    result = ganneal("train", *SHORT, "device=cuda", f"hydra.run.dir={tmp_path / 'kept' / 'a' / 'b' / 'c'}")
     assert result.returncode == 2
     assert list((tmp_path / "kept").iterdir()) == []  # a/b/c all went; the folder that existed stays
 
 
-def test_a_multirun_records_each_jobs_outcome_and_why_it_was_refused(run_cli, tmp_path):
+def test_a_multirun_records_each_jobs_outcome_and_why_it_was_refused(ganneal, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli("train", "-m", *SHORT, "train.steps=10", "device=cpu,cuda", f"hydra.sweep.dir={sweep}")
+    result = ganneal("train", "-m", *SHORT, "train.steps=10", "device=cpu,cuda", f"hydra.sweep.dir={sweep}")
     entries = [json.loads(line) for line in (sweep / "jobs.jsonl").read_text().splitlines()]
     assert sorted(e["outcome"] for e in entries) == ["bad-input", "done"], result.stdout + result.stderr
     refused = next(e for e in entries if e["outcome"] == "bad-input")
     assert "device=cuda" in refused["error"]
     assert "1 bad-input, 1 done" in result.stdout
-    again = run_cli("train", "-m", *SHORT, "train.steps=10", "device=cpu,cuda", f"hydra.sweep.dir={sweep}")
+    again = ganneal("train", "-m", *SHORT, "train.steps=10", "device=cpu,cuda", f"hydra.sweep.dir={sweep}")
     assert "1 bad-input, 1 done" in again.stdout, again.stdout  # re-run: the finished job is counted, once
 
 
@@ -146,13 +122,13 @@ def test_an_old_eval_json_reads_as_its_one_evaluation(tmp_path):
     assert read_run(run).metrics["fid"] == 40.0 and read_run(run, {"num_samples": 500}).metrics["fid"] == 45.0
 
 
-def test_retyping_a_multirun_command_continues_the_same_sweep(run_cli, tmp_path):
+def test_retyping_a_multirun_command_continues_the_same_sweep(ganneal, tmp_path):
     command = ["train", "-m", *SHORT, "train.steps=10", "seed=0,1"]
-    first = run_cli(*command, cwd=tmp_path)
+    first = ganneal(*command, cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     (sweep,) = (tmp_path / "runs" / "multirun").iterdir()
     finished = {p: p.read_bytes() for p in sweep.rglob("summary.json")}
-    again = run_cli(*command, cwd=tmp_path)
+    again = ganneal(*command, cwd=tmp_path)
     assert again.returncode == 0 and "2 done" in again.stdout
     assert list((tmp_path / "runs" / "multirun").iterdir()) == [sweep]  # the same folder, nothing retrained
     assert {p: p.read_bytes() for p in sweep.rglob("summary.json")} == finished

@@ -41,15 +41,15 @@ def test_fid_is_tracked_and_best_pt_holds_the_best_value(train_run, cached):
     assert 0 < summary["evaluation_fraction"] < 1 and summary["evaluation_s"] > 0
 
 
-def test_evaluate_reads_the_best_checkpoint(train_run, cached, run_cli, tmp_path):
+def test_evaluate_reads_the_best_checkpoint(train_run, cached, ganneal, tmp_path):
     outcome, run = train_run(*IMAGES, "train.best_metric=eval/fid")
     assert outcome == "done"
     common = ["--metrics", "fid", "-n", "200", "--extractor", "ganneal-tiny", "--cache-dir", str(tmp_path / "c")]
-    result = run_cli("evaluate", str(run.path), "--checkpoint", "best", *common)
+    result = ganneal("evaluate", str(run.path), "--checkpoint", "best", *common)
     assert result.returncode == 0, result.stdout + result.stderr
     protocol = json.loads((run.path / "eval.json").read_text())["fidelity"]["protocol"]
     assert protocol["checkpoint"] == "best" and protocol["checkpoint_step"] == run.read_summary()["best"]["step"]
-    result = run_cli("evaluate", str(run.path), "--checkpoint", "last", *common)
+    result = ganneal("evaluate", str(run.path), "--checkpoint", "last", *common)
     assert result.returncode == 0
     protocol = json.loads((run.path / "eval.json").read_text())["fidelity"]["protocol"]
     assert protocol["checkpoint"] == "last" and protocol["checkpoint_step"] == 24
@@ -89,16 +89,16 @@ def test_evaluation_during_training_leaves_resume_exact(train_run, cached):
     (["train.best_metric=eval/fid"], "train.eval_every"),
     (["train.eval_every=100"], "compare images"),
 ])
-def test_bad_monitor_settings_exit_2_before_training(run_cli, tmp_path, overrides, needle):
-    result = run_cli("train", *overrides, f"hydra.run.dir={tmp_path / 'run'}")
+def test_bad_monitor_settings_exit_2_before_training(ganneal, tmp_path, overrides, needle):
+    result = ganneal("train", *overrides, f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 2, result.stdout + result.stderr
     assert needle in result.stdout + result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "summary.json").exists()
 
 
-def test_evaluate_best_without_a_best_checkpoint_exits_2(train_run, run_cli):
+def test_evaluate_best_without_a_best_checkpoint_exits_2(train_run, ganneal):
     outcome, run = train_run("train.steps=10", "train.log_every=5", "train.eval_samples=200")
-    result = run_cli("evaluate", str(run.path), "--checkpoint", "best", "--probe", "js", "--probe-steps", "5")
+    result = ganneal("evaluate", str(run.path), "--checkpoint", "best", "--probe", "js", "--probe-steps", "5")
     assert result.returncode == 2 and "no best checkpoint" in result.stdout + result.stderr
 
 

@@ -91,9 +91,9 @@ def test_samples_that_run_away_end_the_run_diverged_at_the_next_checkpoint(train
     assert outcome == "diverged" and "ran away" in summary["error"] and summary["steps"] == 10
 
 
-def test_cli_single_run_and_resume(tmp_path, run_cli):
+def test_cli_single_run_and_resume(tmp_path, ganneal):
     run_dir = tmp_path / "cli_run"
-    result = run_cli("train", "train.steps=30", "train.log_every=10", "train.eval_samples=500",
+    result = ganneal("train", "train.steps=30", "train.log_every=10", "train.eval_samples=500",
                      f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "run directory" in result.stdout and "modes_covered" in result.stdout
@@ -107,16 +107,16 @@ def test_cli_single_run_and_resume(tmp_path, run_cli):
     if (Path(__file__).resolve().parents[2] / ".git").exists():
         assert len(summary["source"]["commit"]) == 40 and isinstance(summary["source"]["dirty"], bool)
     # extending a finished run continues from its checkpoint
-    result = run_cli("train", f"resume={run_dir}", "train.steps=40")
+    result = ganneal("train", f"resume={run_dir}", "train.steps=40")
     assert result.returncode == 0, result.stderr + result.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 40 and summary["attempts"][-1]["from_step"] == 30
     assert "resume=" in summary["attempts"][-1]["command"]
 
 
-def test_cli_multirun_writes_one_run_directory_per_job(tmp_path, run_cli):
+def test_cli_multirun_writes_one_run_directory_per_job(tmp_path, ganneal):
     sweep = tmp_path / "sweep"
-    result = run_cli("train", "-m", "divergence=rkl,jsd", "seed=0,1", "train.steps=20", "train.log_every=10",
+    result = ganneal("train", "-m", "divergence=rkl,jsd", "seed=0,1", "train.steps=20", "train.log_every=10",
                      "train.eval_samples=500", "train.progress=false", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr + result.stdout
     summaries = [json.loads((job_dir(sweep, i) / "summary.json").read_text()) for i in range(4)]
@@ -124,8 +124,8 @@ def test_cli_multirun_writes_one_run_directory_per_job(tmp_path, run_cli):
     assert sorted(s["seed"] for s in summaries) == [0, 0, 1, 1]
 
 
-def test_cfg_job_prints_the_config_and_trains_nothing(tmp_path, run_cli):
-    result = run_cli("train", "--cfg", "job", "divergence=wgan", cwd=tmp_path)
+def test_cfg_job_prints_the_config_and_trains_nothing(tmp_path, ganneal):
+    result = ganneal("train", "--cfg", "job", "divergence=wgan", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "gp_weight: 0.1" in result.stdout and "name: wgan" in result.stdout
     assert not (tmp_path / "runs").exists()
