@@ -64,7 +64,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None, record:
         return nothing.outcome
     # deferred until a run will train: a finished or refused command answers without loading torch (~1.5 s)
     from gan_anneal.train.build import build_experiment
-    from gan_anneal.train.loop import TrainingDiverged, TrainingInterrupted, train
+    from gan_anneal.train.loop import TrainingDiverged, TrainingInterrupted, train  # torch too, as above
 
     try:
         run.acquire_lock()

@@ -204,9 +204,9 @@ def test_files_follow_the_umask(train_run):
         assert path.stat().st_mode & 0o777 == 0o644, path
 
 
-def test_plain_progress_lines_when_stdout_is_not_a_terminal(tmp_path, run_cli):
+def test_plain_progress_lines_when_stdout_is_not_a_terminal(tmp_path, ganneal):
     run = tmp_path / "R"
-    result = run_cli("train", "train.steps=40", "train.log_every=10", "train.progress_every_s=0",
+    result = ganneal("train", "train.steps=40", "train.log_every=10", "train.progress_every_s=0",
                      "train.eval_samples=300", f"hydra.run.dir={run}")
     assert result.returncode == 0
     lines = [line for line in result.stdout.splitlines() if line.startswith("step ")]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-
 SHORT = ["train.steps=20", "train.log_every=10", "train.checkpoint_every=10", "train.sample_every=0",
          "train.eval_samples=200", "train.progress=false"]
 
