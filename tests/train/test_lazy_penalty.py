@@ -18,7 +18,7 @@ def test_the_penalty_runs_on_every_kth_critic_step_weighted_k(make_cfg, every, n
 
     def counted(critic, real, fake):
         value = original(critic, real, fake)
-        seen.append(float(value))
+        seen.append(float(value.detach()))
         return value
 
     exp.divergence.penalty = counted
