@@ -59,11 +59,16 @@ def test_an_import_inside_a_function_says_why():
     assert unexplained == []
 
 
-def test_help_and_bad_input_answer_without_loading_torch(tmp_path):
-    """The reason the deferred imports exist: these paths must stay fast (torch costs seconds to import)."""
+def test_help_and_bad_input_answer_without_loading_torch(tmp_path, train_run):
+    """The reason the deferred imports exist: these paths must stay fast (torch costs seconds to import). So must
+    re-typing the command of a finished run, and a command its directory refuses."""
+    short = ["train.steps=4", "train.log_every=2", "train.eval_samples=100", "train.progress=false",
+             "train.sample_every=0"]
+    _, done = train_run(*short)
+    finished = ["train", *short, f"hydra.run.dir={done.path}"]
     calls = [["--help"], ["train", "--help"], ["train", "nokey=1"], ["train", "divergence=nope"],
              ["evaluate", str(tmp_path / "missing")], ["runs", str(tmp_path / "missing")],
-             ["table", str(tmp_path / "missing")], ["sweep", "no_such_sweep"]]
+             ["table", str(tmp_path / "missing")], ["sweep", "no_such_sweep"], finished, [*finished, "seed=7"]]
     code = ("import json, sys\nfrom typer.testing import CliRunner\nfrom gan_anneal.cli import app\n"
             "codes = [CliRunner().invoke(app, c).exit_code for c in json.loads(sys.argv[1])]\n"
             "print(json.dumps([codes, 'torch' in sys.modules]))")
@@ -72,7 +77,7 @@ def test_help_and_bad_input_answer_without_loading_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, json.dumps(calls)], capture_output=True, text=True,
                             timeout=120)
     codes, loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert codes == [0, 0, 2, 2, 2, 2, 2, 2] and not loaded, (codes, loaded)
+    assert codes == [0, 0, 2, 2, 2, 2, 2, 2, 0, 2] and not loaded, (codes, loaded)
 
 
 # Modules whose tests reach them through a command or a training run, not by importing them: the test that does.
