@@ -48,7 +48,15 @@ def run_cli():
     return _run
 
 
-def invoke(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+class Ran(subprocess.CompletedProcess):
+    """A command's outcome as run_cli gives it, plus `output`: stdout and stderr together."""
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def invoke(*args: str, cwd: Path | None = None) -> Ran:
     """Run `ganneal ARGS` in this interpreter (the command's code path from argument parsing to exit code) and
     answer as run_cli does. The environment and working directory are restored afterwards; an exception that
     escapes the command lands in stderr as its traceback, as it would on a terminal."""
@@ -72,7 +80,7 @@ def invoke(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(*result.exc_info))
-    return subprocess.CompletedProcess(["ganneal", *args], result.exit_code, result.stdout, stderr)
+    return Ran(["ganneal", *args], result.exit_code, result.stdout, stderr)
 
 
 @pytest.fixture

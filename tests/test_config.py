@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import job_dir
-from typer.testing import CliRunner
+from conftest import invoke, job_dir
 
-from gan_anneal.cli import app
 from gan_anneal.config import CONF_DIR, compose
 
 GROUPS = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir() and p.name not in ("sweep",))
@@ -66,7 +64,6 @@ def test_jsd_on_the_toys_starts_its_dynamic_schedules_after_a_warm_up():
     assert swept.hydra.runtime.choices["divergence_anneal"] == "jsd_mlp_oa"
 
 
-runner = CliRunner()
 
 
 @pytest.mark.parametrize(
@@ -82,15 +79,15 @@ runner = CliRunner()
     ],
 )
 def test_bad_input_exits_2_with_a_message(args, needle):
-    result = runner.invoke(app, ["train", *args])
-    assert result.exit_code == 2, result.output
+    result = invoke("train", *args)
+    assert result.returncode == 2, result.output
     assert needle in " ".join(result.output.split()), result.output
     assert "Traceback" not in result.output
 
 
 def test_resume_of_a_missing_run_is_a_user_error(tmp_path):
-    result = runner.invoke(app, ["train", f"resume={tmp_path / 'nothing'}"])
-    assert result.exit_code == 2
+    result = invoke("train", f"resume={tmp_path / 'nothing'}")
+    assert result.returncode == 2
     assert "not a run directory" in result.output
 
 
@@ -119,13 +116,13 @@ def test_a_flat_model_on_images_is_a_user_error(tmp_path):
 
 
 def test_schedule_names_the_warm_up_and_compare_takes_anneal_keys(tmp_path):
-    shown = runner.invoke(app, ["schedule", "anneal=oa"], env={"COLUMNS": "200"})
-    assert shown.exit_code == 0 and "divergence=jsd" in shown.output and "the first 25% at λ = 0" in shown.output
+    shown = invoke("schedule", "anneal=oa")
+    assert shown.returncode == 0 and "divergence=jsd" in shown.output and "the first 25% at λ = 0" in shown.output
     assert "│  400 │ +0.0000 │" in shown.output  # still at λ = 0 at step 400 of 2000
-    assert "the first" not in runner.invoke(app, ["schedule", "anneal=oa", "divergence=rkl"]).output
+    assert "the first" not in invoke("schedule", "anneal=oa", "divergence=rkl").output
     plot = tmp_path / "figure4.png"  # the paper's Figure 4: the three schedules without a warm-up
-    compared = runner.invoke(app, ["schedule", "--compare", "--plot", str(plot), "anneal.warmup=0"])
-    assert compared.exit_code == 0, compared.output
+    compared = invoke("schedule", "--compare", "--plot", str(plot), "anneal.warmup=0")
+    assert compared.returncode == 0, compared.output
     assert plot.stat().st_size > 0 and "the first" not in compared.output
 
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -28,27 +29,23 @@ def _readme_blocks() -> list[str]:
 
 
 def test_every_ganneal_command_in_the_readme_exists():
-    from typer.testing import CliRunner
 
-    from gan_anneal.cli import app
 
-    listed = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    listed = invoke("--help").output
     used = {m for block in _readme_blocks() for m in re.findall(r"^(?:\$ )?ganneal (\w[\w-]*)", block, flags=re.M)}
     assert used and all(f" {name} " in listed for name in used), sorted(used)
 
 
 def test_the_first_run_output_in_the_readme_has_the_shape_the_tool_prints(tmp_path):
     """The pasted block's rows are what `ganneal train` prints now (values vary with the CPU; rows must not)."""
-    from typer.testing import CliRunner
 
-    from gan_anneal.cli import app
 
     block = next(b for b in _readme_blocks() if b.startswith("$ ganneal train hydra.run.dir="))
     pasted = re.findall(r"│ (\w[\w /()]*?) +│", block)
-    result = CliRunner().invoke(app, ["train", "train.steps=20", "train.log_every=10", "train.eval_samples=500",
-                                      f"hydra.run.dir={tmp_path / 'run'}"], env={"COLUMNS": "200"})
+    result = invoke("train", "train.steps=20", "train.log_every=10", "train.eval_samples=500",
+                                      f"hydra.run.dir={tmp_path / 'run'}")
     printed = re.findall(r"│ (\w[\w /()]*?) +│", result.output)
-    assert result.exit_code == 0 and pasted == printed, (pasted, printed)
+    assert result.returncode == 0 and pasted == printed, (pasted, printed)
 
 
 # ---- the README's commands still run, and the docs keep their measurement headers ----------------------------
@@ -64,9 +61,6 @@ def test_every_train_command_in_the_readme_composes(tmp_path):
     (`<run>`, `...`) are skipped, multiruns are checked job by job."""
     import shlex
 
-    from typer.testing import CliRunner
-
-    from gan_anneal.cli import app
     from gan_anneal.config import validate_cli_overrides
 
     checked = 0
@@ -77,8 +71,8 @@ def test_every_train_command_in_the_readme_composes(tmp_path):
         if "-m" in args:
             validate_cli_overrides([a for a in args if a != "-m"], multirun=True)
         else:
-            result = CliRunner().invoke(app, ["train", "--cfg", "job", *args])
-            assert result.exit_code == 0, (line, result.output)
+            result = invoke("train", "--cfg", "job", *args)
+            assert result.returncode == 0, (line, result.output)
         checked += 1
     assert checked >= 6
 
@@ -89,9 +83,6 @@ def test_the_readme_toy_train_commands_train_at_a_small_size(tmp_path):
     tests/experiments; multiruns and --cfg are checked by composition above."""
     import shlex
 
-    from typer.testing import CliRunner
-
-    from gan_anneal.cli import app
 
     small = {"train.steps": "4", "train.log_every": "2", "train.eval_samples": "100", "train.sample_every": "0",
              "train.checkpoint_every": "4"}
@@ -105,8 +96,8 @@ def test_the_readme_toy_train_commands_train_at_a_small_size(tmp_path):
             continue  # a flag or an add/delete override: not a plain setting to shrink
         given = dict(a.split("=", 1) for a in args)
         settings = {**given, **small, "hydra.run.dir": given.get("hydra.run.dir", str(tmp_path / f"run{n}"))}
-        result = CliRunner().invoke(app, ["train", *(f"{k}={v}" for k, v in settings.items())])
-        assert result.exit_code == 0, (line, result.output)
+        result = invoke("train", *(f"{k}={v}" for k, v in settings.items()))
+        assert result.returncode == 0, (line, result.output)
         ran.append((settings["hydra.run.dir"], result.output))
     assert len(ran) >= 4
     again = [output for (folder, output), (before, _) in zip(ran[1:], ran) if folder == before]
@@ -116,9 +107,6 @@ def test_the_readme_toy_train_commands_train_at_a_small_size(tmp_path):
 def test_every_option_and_make_target_in_the_readme_exists():
     import shlex
 
-    from typer.testing import CliRunner
-
-    from gan_anneal.cli import app
 
     targets = re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), flags=re.M)
     missing = []
@@ -127,7 +115,7 @@ def test_every_option_and_make_target_in_the_readme_exists():
         if words[0] == "make":
             missing += [w for w in words[1:] if w not in ("&&", "make") and w not in targets]
             continue
-        helptext = CliRunner().invoke(app, [words[1], "--help"], env={"COLUMNS": "200"}).output
+        helptext = invoke(words[1], "--help").output
         missing += [f"{words[1]} {w}" for w in words[2:] if w.startswith("--") and w.split("=")[0] not in helptext]
     assert missing == []
 

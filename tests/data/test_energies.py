@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from conftest import invoke
 
 from gan_anneal.data import DATASETS, build_dataset
 from gan_anneal.data.energies import ENERGIES, Banana, Kidney
@@ -188,14 +189,12 @@ def test_short_run_from_an_energy_writes_the_metrics(short_run):
 
 
 def test_figure_command(short_run, tmp_path):
-    from typer.testing import CliRunner
 
-    from gan_anneal.cli import app
 
     out = tmp_path / "fig.png"
-    result = CliRunner().invoke(app, ["figure", "kidney", str(short_run), str(short_run), "--out", str(out),
-                                      "--samples", "500"])
-    assert result.exit_code == 0, result.output
+    result = invoke("figure", "kidney", str(short_run), str(short_run), "--out", str(out),
+                                      "--samples", "500")
+    assert result.returncode == 0, result.output
     assert out.stat().st_size > 1000
-    bad = CliRunner().invoke(app, ["figure", "kidney", str(tmp_path / "nowhere"), str(short_run)])
-    assert bad.exit_code == 2 and "not a run directory" in " ".join(bad.output.split())
+    bad = invoke("figure", "kidney", str(tmp_path / "nowhere"), str(short_run))
+    assert bad.returncode == 2 and "not a run directory" in " ".join(bad.output.split())

@@ -9,12 +9,9 @@ import struct
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from conftest import invoke
 
 from gan_anneal.errors import UserError
-
-runner = CliRunner()
-
 
 # Fabricated data sets in torchvision's exact on-disk formats ---------------------------------------------
 
@@ -75,11 +72,10 @@ def test_missing_cifar10_names_files_and_flag(tmp_path):
 
 
 def test_missing_dataset_exit_code_2(tmp_path):
-    from gan_anneal.cli import app
 
-    result = runner.invoke(app, ["train", "dataset=cifar10", f"dataset.root={tmp_path / 'empty'}", "device=cpu",
-                                 "train.progress=false", f"hydra.run.dir={tmp_path / 'run'}"])
-    assert result.exit_code == 2, result.output
+    result = invoke("train", "dataset=cifar10", f"dataset.root={tmp_path / 'empty'}", "device=cpu",
+                                 "train.progress=false", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2, result.output
     assert "dataset.download=true" in result.output.replace("\n", "")
 
 

@@ -12,12 +12,10 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from conftest import invoke
 
 from gan_anneal.evaluate import digits_classifier as dc
 from gan_anneal.evaluate import extractors, fidelity, inputs, run_eval
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -85,21 +83,15 @@ def digit_run(tmp_path_factory):
     return path
 
 
-def evaluate(*args: str):
-    from gan_anneal.cli import app
-
-    return runner.invoke(app, ["evaluate", *args], env={"COLUMNS": "200"})
-
-
 def test_evaluate_with_the_digit_classifier_equals_torch_fidelity(digit_run, tmp_path):
     import torch_fidelity
     from omegaconf import OmegaConf
 
     from gan_anneal.data.images import mnist_small
 
-    result = evaluate(str(digit_run), "--metrics", "is,fid", "-n", "300", "--extractor", "ganneal-mnist",
+    result = invoke("evaluate", str(digit_run), "--metrics", "is,fid", "-n", "300", "--extractor", "ganneal-mnist",
                       "--generator", "raw", "--cache-dir", str(tmp_path / "c"))
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.output
     record = json.loads((digit_run / "eval.json").read_text())["fidelity"]
     extractor = record["protocol"]["feature_extractor"]
     assert extractor == {"name": "ganneal-mnist", "weights": str(dc.WEIGHTS), "stand_in": False,
@@ -125,8 +117,8 @@ def test_digit_classifier_on_colour_images_is_refused_naming_what_fits(tmp_path)
     (run / "checkpoints" / "last.pt").write_bytes(b"not read: the refusal comes first")
     OmegaConf.save(OmegaConf.create({"dataset": {"name": "cifar10", "root": "~/data"}}), run / "config.yaml")
     (run / "summary.json").write_text('{"status": "done"}')
-    result = evaluate(str(run), "--extractor", "ganneal-mnist", "-n", "10")
-    assert result.exit_code == 2, result.output
+    result = invoke("evaluate", str(run), "--extractor", "ganneal-mnist", "-n", "10")
+    assert result.returncode == 2, result.output
     text = " ".join(result.output.split())
     assert "Extractors that fit: inception-v3-compat, ganneal-tiny" in text
 
@@ -139,8 +131,8 @@ def test_missing_or_corrupt_digit_weights_name_the_rebuild_command(digit_run, tm
     from gan_anneal.evaluate import extractors
 
     monkeypatch.setattr(extractors, "DIGIT_WEIGHTS", weights)
-    result = evaluate(str(digit_run), "--extractor", "ganneal-mnist", "-n", "10", "--cache-dir", str(tmp_path / "c"))
-    assert result.exit_code == 2, result.output
+    result = invoke("evaluate", str(digit_run), "--extractor", "ganneal-mnist", "-n", "10", "--cache-dir", str(tmp_path / "c"))
+    assert result.returncode == 2, result.output
     assert "python -m gan_anneal.evaluate.digits_classifier" in " ".join(result.output.split())
 
 

@@ -10,14 +10,11 @@ import os
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from conftest import invoke
 
 from gan_anneal.errors import UserError
 from gan_anneal.evaluate import extractors, fidelity, inputs, run_eval
 from gan_anneal.evaluate.options import options_from_config, resolve_options
-
-runner = CliRunner()
-
 
 # Test-only extractors: features are the pixels themselves, or constant logits --------------------------
 
@@ -184,17 +181,11 @@ def trained_run(tmp_path_factory):
     return path
 
 
-def evaluate(*args: str):
-    from gan_anneal.cli import app
-
-    return runner.invoke(app, ["evaluate", *args], env={"COLUMNS": "200"})
-
-
 def test_evaluate_end_to_end_with_stand_in(trained_run, tmp_path):
     cache = tmp_path / "cache"
-    result = evaluate(str(trained_run), "--metrics", "is,fid,kid,prc", "--num-samples", "200", "--extractor",
+    result = invoke("evaluate", str(trained_run), "--metrics", "is,fid,kid,prc", "--num-samples", "200", "--extractor",
                       "ganneal-tiny", "--cache-dir", str(cache), "--batch-size", "50")
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.output
     record = json.loads((trained_run / "eval.json").read_text())["fidelity"]
     metrics, protocol = record["metrics"], record["protocol"]
     assert set(metrics) == {"is_mean", "is_std", "fid", "kid_mean", "kid_std", "precision", "recall", "f_score"}
@@ -208,9 +199,9 @@ def test_evaluate_end_to_end_with_stand_in(trained_run, tmp_path):
     assert len(protocol["feature_extractor"]["weights_sha256"]) == 64
     assert protocol["torch_fidelity"] and protocol["reference_cache"]["hit"] is False
 
-    again = evaluate(str(trained_run), "--metrics", "fid", "-n", "200", "--extractor", "ganneal-tiny",
+    again = invoke("evaluate", str(trained_run), "--metrics", "fid", "-n", "200", "--extractor", "ganneal-tiny",
                      "--cache-dir", str(cache), "--generator", "raw")
-    assert again.exit_code == 0, again.output
+    assert again.returncode == 0, again.output
     second = json.loads((trained_run / "eval.json").read_text())["fidelity"]
     assert second["protocol"]["reference_cache"] == {**protocol["reference_cache"], "hit": True}
     assert second["protocol"]["generator"] == "raw"
@@ -278,17 +269,17 @@ def test_cache_key_changes_with_weights_and_data(trained_run, tmp_path):
 
 
 def test_evaluate_without_weights_fails_fast_with_exit_2(trained_run, no_weights):
-    result = evaluate(str(trained_run), "--metrics", "is,fid")
-    assert result.exit_code == 2
+    result = invoke("evaluate", str(trained_run), "--metrics", "is,fid")
+    assert result.returncode == 2
     assert extractors.INCEPTION_FILE in result.output.replace("\n", "")
 
 
 def test_evaluate_bad_input_exit_2(trained_run, tmp_path):
-    assert evaluate(str(tmp_path / "not_a_run")).exit_code == 2
-    assert evaluate(str(trained_run), "--metrics", "is,precision", "--extractor", "ganneal-tiny").exit_code == 2
-    assert evaluate(str(trained_run), "--extractor", "vgg16").exit_code == 2
+    assert invoke("evaluate", str(tmp_path / "not_a_run")).returncode == 2
+    assert invoke("evaluate", str(trained_run), "--metrics", "is,precision", "--extractor", "ganneal-tiny").returncode == 2
+    assert invoke("evaluate", str(trained_run), "--extractor", "vgg16").returncode == 2
     # --probe: an unknown measure (critic_probe present) or no critic_probe module at all: both are exit 2
-    assert evaluate(str(trained_run), "--probe", "nonsense", "--probe-steps", "5").exit_code == 2
+    assert invoke("evaluate", str(trained_run), "--probe", "nonsense", "--probe-steps", "5").returncode == 2
 
 
 def test_evaluate_missing_dataset_exit_2(trained_run, tmp_path):
@@ -302,8 +293,8 @@ def test_evaluate_missing_dataset_exit_2(trained_run, tmp_path):
     cfg.dataset = {"name": "cifar10", "root": str(tmp_path / "gone"), "download": False, "split": "train",
                    "max_images": None}
     OmegaConf.save(cfg, run / "config.yaml")
-    result = evaluate(str(run), "--extractor", "ganneal-tiny", "-n", "50", "--cache-dir", str(tmp_path / "c"))
-    assert result.exit_code == 2
+    result = invoke("evaluate", str(run), "--extractor", "ganneal-tiny", "-n", "50", "--cache-dir", str(tmp_path / "c"))
+    assert result.returncode == 2
     assert "dataset.download=true" in result.output.replace("\n", "")
 
 
@@ -345,8 +336,8 @@ def test_real_inception_matches_torch_fidelity_directly(tmp_path):
 
 
 def test_prc_with_fewer_samples_than_k_plus_one_exits_2_naming_the_minimum(trained_run):
-    result = evaluate(str(trained_run), "--metrics", "prc", "-n", "3", "--extractor", "ganneal-tiny")
-    assert result.exit_code == 2 and "at least 4 samples" in " ".join(result.output.split())
+    result = invoke("evaluate", str(trained_run), "--metrics", "prc", "-n", "3", "--extractor", "ganneal-tiny")
+    assert result.returncode == 2 and "at least 4 samples" in " ".join(result.output.split())
 
 
 def _stub_run(path, dataset: dict):
@@ -361,9 +352,9 @@ def _stub_run(path, dataset: dict):
 
 def test_prc_on_a_toy_run_exits_2_naming_what_applies_there(tmp_path):
     run = _stub_run(tmp_path / "toy", {"name": "ring8"})
-    result = evaluate(str(run), "--metrics", "prc", "-n", "100")
+    result = invoke("evaluate", str(run), "--metrics", "prc", "-n", "100")
     text = " ".join(result.output.split())
-    assert result.exit_code == 2 and "precision/recall (prc) compare images" in text and "--probe" in text
+    assert result.returncode == 2 and "precision/recall (prc) compare images" in text and "--probe" in text
 
 
 def test_digit_data_sets_evaluate_with_the_digit_classifier_unless_told_otherwise(tmp_path, no_weights):

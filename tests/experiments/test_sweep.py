@@ -14,18 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import job_dir
-from typer.testing import CliRunner
+from conftest import invoke, job_dir
 
-runner = CliRunner()
 TINY = ["train.steps=10", "train.eval_samples=200", "train.progress=false", "train.sample_every=0",
         "train.log_every=5", "train.checkpoint_every=5"]
-
-
-def cli(*args: str):
-    from gan_anneal.cli import app
-
-    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
 
 
 def assert_complete(run: Path) -> dict:
@@ -40,17 +32,17 @@ def assert_complete(run: Path) -> dict:
 
 def test_basic_multirun_2x3_grid_and_table(tmp_path):
     sweep = tmp_path / "grid"
-    result = cli("train", "-m", "divergence=jsd,wgan", "anneal=static", "anneal.lam=-1,0,1", *TINY,
+    result = invoke("train", "-m", "divergence=jsd,wgan", "anneal=static", "anneal.lam=-1,0,1", *TINY,
                  f"hydra.sweep.dir={sweep}")
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.output
     assert "6 done" in result.output
     names = [f"{i}_divergence={d},anneal.lam={lam}" for i, (d, lam) in
              enumerate((d, lam) for d in ("jsd", "wgan") for lam in (-1, 0, 1))]  # folders named by the swept keys
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == sorted(names)
     for name in names:
         assert_complete(sweep / name)
-    table = cli("table", str(sweep), "--format", "markdown", "--metric", "hq_fraction")
-    assert table.exit_code == 0, table.output
+    table = invoke("table", str(sweep), "--format", "markdown", "--metric", "hq_fraction")
+    assert table.returncode == 0, table.output
     lines = table.output.splitlines()
     assert "| model | λ=-1 | λ=0 | λ=1 |" in lines
     assert sum(line.startswith(("| JSD-GAN", "| W-GAN")) for line in lines) == 2 and "missing" not in table.output
@@ -58,42 +50,42 @@ def test_basic_multirun_2x3_grid_and_table(tmp_path):
 
 def test_joblib_multirun_reads_outcomes_from_summaries(tmp_path):
     sweep = tmp_path / "joblib"
-    result = cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", "anneal=static",
+    result = invoke("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", "anneal=static",
                  "anneal.lam=0,1", *TINY, f"hydra.sweep.dir={sweep}")
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.output
     assert "4 done" in result.output  # the jobs ran in joblib's workers: counted from their summary.json
     assert job_dir(sweep, 3).name == "3_seed=1,anneal.lam=1"  # workers name their folders alike
     for i in range(4):
         assert_complete(job_dir(sweep, i))
         config = yaml.safe_load((job_dir(sweep, i) / "config.yaml").read_text())
         assert config["device"]["threads"] == 1  # n_jobs > 1: one torch thread per job
-    table = cli("table", str(sweep), "-f", "csv", "--metric", "modes_covered")
-    assert table.exit_code == 0 and ",2,ok," in table.output  # two seeds per cell
+    table = invoke("table", str(sweep), "-f", "csv", "--metric", "modes_covered")
+    assert table.returncode == 0 and ",2,ok," in table.output  # two seeds per cell
 
 
 def test_submitit_local_multirun(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep = tmp_path / "submitit"
-    result = cli("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
+    result = invoke("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
                  "divergence=jsd,rkl", *TINY, f"hydra.sweep.dir={sweep}")
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.output
     assert "2 done" in result.output
     for i in range(2):
         assert_complete(job_dir(sweep, i))
     assert (sweep / ".submitit").is_dir()
-    table = cli("table", str(sweep), "-f", "markdown")
-    assert table.exit_code == 0 and "RKL-GAN" in table.output and "JSD-GAN" in table.output
+    table = invoke("table", str(sweep), "-f", "markdown")
+    assert table.returncode == 0 and "RKL-GAN" in table.output and "JSD-GAN" in table.output
 
 
 def test_multirun_failure_is_recorded_and_others_kept(tmp_path):
     sweep = tmp_path / "mixed"
     # optim.lr_g=1e9 makes the generator blow up: that job diverges or fails, the other finishes
-    result = cli("train", "-m", "optim.lr_g=1e-3,1e30", "optim.lr_d=1e-3", *TINY, "train.log_every=1",
+    result = invoke("train", "-m", "optim.lr_g=1e-3,1e30", "optim.lr_d=1e-3", *TINY, "train.log_every=1",
                  f"hydra.sweep.dir={sweep}")
     statuses = sorted(json.loads((job_dir(sweep, i) / "summary.json").read_text())["status"] for i in range(2))
     assert statuses[0] == "done" or statuses[1] == "done"
     if statuses != ["done", "done"]:
-        assert result.exit_code == 1
+        assert result.returncode == 1
 
 
 # Named sweeps ------------------------------------------------------------------------------------------------
@@ -120,14 +112,14 @@ def test_named_sweeps_plan_the_42_run_grid(tmp_path):
 
 
 def test_sweep_bad_input_and_missing_prerequisites():
-    assert cli("sweep", "nonesuch").exit_code == 2
-    result = cli("sweep", "toy_table", "--columns=7")
-    assert result.exit_code == 2 and "not in sweep" in result.output
-    result = cli("sweep", "toy_table", "train.stepz=3")
-    assert result.exit_code == 2
+    assert invoke("sweep", "nonesuch").returncode == 2
+    result = invoke("sweep", "toy_table", "--columns=7")
+    assert result.returncode == 2 and "not in sweep" in result.output
+    result = invoke("sweep", "toy_table", "train.stepz=3")
+    assert result.returncode == 2
     if not __import__("torch").cuda.is_available():
-        result = cli("sweep", "cifar10_table", "--check", "dataset.root=/nonexistent")
-        assert result.exit_code == 2
+        result = invoke("sweep", "cifar10_table", "--check", "dataset.root=/nonexistent")
+        assert result.returncode == 2
         assert "GPU" in result.output and "cifar-10-batches-py" in result.output and "Inception" in result.output
 
 
@@ -155,8 +147,8 @@ def test_sweep_killed_halfway_resumes_without_redoing_finished_runs(tmp_path):
     done_mtime = first.stat().st_mtime_ns
     metrics_before = (first.parent / "metrics.jsonl").read_text()
 
-    result = cli("sweep", *args)
-    assert result.exit_code == 0, result.output
+    result = invoke("sweep", *args)
+    assert result.returncode == 0, result.output
     assert "1 skip, 1 resume, 1 train" in result.output
     assert first.stat().st_mtime_ns == done_mtime and (first.parent / "metrics.jsonl").read_text() == metrics_before
     for name in ("static_-0.1_seed0", "static_0_seed0", "static_0.1_seed0"):
@@ -165,8 +157,8 @@ def test_sweep_killed_halfway_resumes_without_redoing_finished_runs(tmp_path):
                .splitlines()]
     steps = [r["step"] for r in records if "loss_d" in r]  # training records (the loop may add eval/ records)
     assert steps == sorted(set(steps)) and steps[-1] == 400  # resumed, not restarted or logged twice
-    again = cli("sweep", *args)
-    assert again.exit_code == 0 and "3 skip" in again.output
+    again = invoke("sweep", *args)
+    assert again.returncode == 0 and "3 skip" in again.output
 
 
 def test_each_job_decides_from_its_folder(tmp_path):
@@ -196,14 +188,14 @@ def test_a_job_with_other_settings_is_reported_and_retrained_only_with_retry(tmp
     out = tmp_path / "toy"
     args = ["toy_table", "--out", str(out), "--jobs", "1", "--divergences", "jsd", "--columns=0", "--seeds", "0",
             *TINY]
-    assert cli("sweep", *args).exit_code == 0
-    stale = cli("sweep", *args, "optim.lr_g=5e-4")
-    assert stale.exit_code == 1 and "other settings" in stale.output and "--retry" in stale.output
+    assert invoke("sweep", *args).returncode == 0
+    stale = invoke("sweep", *args, "optim.lr_g=5e-4")
+    assert stale.returncode == 1 and "other settings" in stale.output and "--retry" in stale.output
     assert "1 other settings, left as it was" in stale.output and "1 done" not in stale.output  # the summary says so too
     run = out / "jsd" / "static_0_seed0"
     assert "lr_g: 0.001" in (run / "config.yaml").read_text()  # left as it was
-    retried = cli("sweep", *args, "optim.lr_g=5e-4", "--retry")
-    assert retried.exit_code == 0, retried.output
+    retried = invoke("sweep", *args, "optim.lr_g=5e-4", "--retry")
+    assert retried.returncode == 0, retried.output
     assert "lr_g: 0.0005" in (run / "config.yaml").read_text()
     manifest = yaml.safe_load((out / "sweep.yaml").read_text())
     assert len(manifest["runs"]) == 54  # a filtered launch keeps the whole grid in the manifest
@@ -211,9 +203,9 @@ def test_a_job_with_other_settings_is_reported_and_retrained_only_with_retry(tmp
 
 def test_named_sweep_through_the_joblib_launcher(tmp_path):
     out = tmp_path / "toy"
-    result = cli("sweep", "toy_table", "--out", str(out), "--launcher", "joblib", "--jobs", "2", "--divergences",
+    result = invoke("sweep", "toy_table", "--out", str(out), "--launcher", "joblib", "--jobs", "2", "--divergences",
                  "jsd", "--columns=0,OA", "--seeds", "0", *TINY)
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.output
     for name in ("static_0_seed0", "oa_seed0"):
         assert_complete(out / "jsd" / name)
         assert yaml.safe_load((out / "jsd" / name / "config.yaml").read_text())["device"]["threads"] == 1
@@ -224,8 +216,8 @@ def test_named_sweep_through_the_joblib_launcher(tmp_path):
 
 def test_cifar10_table_smoke_pipeline(tmp_path):
     out = tmp_path / "smoke"
-    result = cli("sweep", "cifar10_table_smoke", "--out", str(out), "--divergences", "rkl,jsd", "--columns=0,OA")
-    assert result.exit_code == 0, result.output
+    result = invoke("sweep", "cifar10_table_smoke", "--out", str(out), "--divergences", "rkl,jsd", "--columns=0,OA")
+    assert result.returncode == 0, result.output
     for divergence in ("rkl", "jsd"):
         for name in ("static_0_seed0", "oa_seed0"):
             run = out / divergence / name
@@ -235,13 +227,13 @@ def test_cifar10_table_smoke_pipeline(tmp_path):
             assert fidelity["protocol"]["feature_extractor"]["name"] == "ganneal-tiny"
             assert fidelity["protocol"]["reference"]["dataset"] == "cifar10"
     assert (out / "data" / "cifar-10-batches-py" / "GANNEAL_FABRICATED").is_file()
-    table = cli("table", str(out), "--format", "markdown", "--reference", "tao2019")
-    assert table.exit_code == 0, table.output
+    table = invoke("table", str(out), "--format", "markdown", "--reference", "tao2019")
+    assert table.returncode == 0, table.output
     rkl = next(line for line in table.output.splitlines() if line.startswith("| RKL-GAN |"))
     assert rkl.count("missing") == 12  # the 12 columns this smoke test left out
     assert "| RKL-GAN (tao2019) |" in table.output and "**28.9**" in table.output
-    rerun = cli("sweep", "cifar10_table_smoke", "--out", str(out), "--divergences", "rkl,jsd", "--columns=0,OA")
-    assert rerun.exit_code == 0 and "4 skip" in rerun.output
+    rerun = invoke("sweep", "cifar10_table_smoke", "--out", str(out), "--divergences", "rkl,jsd", "--columns=0,OA")
+    assert rerun.returncode == 0 and "4 skip" in rerun.output
 
 
 def test_a_killed_joblib_sweep_started_again_redoes_no_finished_job(tmp_path):
@@ -264,8 +256,8 @@ def test_a_killed_joblib_sweep_started_again_redoes_no_finished_job(tmp_path):
     finished = {p: p.stat().st_mtime_ns for p in summaries
                 if p.is_file() and json.loads(p.read_text()).get("status") == "done"}
     assert finished, output
-    again = cli("sweep", *args)
-    assert again.exit_code == 0, again.output
+    again = invoke("sweep", *args)
+    assert again.returncode == 0, again.output
     for path, mtime in finished.items():
         assert path.stat().st_mtime_ns == mtime  # a finished job ended at once: nothing rewritten
     for path in summaries:
@@ -280,13 +272,13 @@ def test_committed_cell_records_without_checkpoints_count_as_done(tmp_path):
     out = tmp_path / "toy"
     args = ["toy_table", "--out", str(out), "--jobs", "1", "--divergences", "jsd", "--columns=0", "--seeds", "0,1",
             *TINY]
-    assert cli("sweep", *args, "--seeds", "0").exit_code == 0
+    assert invoke("sweep", *args, "--seeds", "0").returncode == 0
     cell = out / "jsd" / "static_0_seed0"
     shutil.rmtree(cell / "checkpoints")
     shutil.rmtree(cell / "samples", ignore_errors=True)
     before = (cell / "summary.json").read_bytes()
-    dry = cli("sweep", *args, "--dry-run")
-    assert dry.exit_code == 0 and f"skip         {cell}" in dry.output and "train        " in dry.output
-    assert cli("sweep", *args).exit_code == 0
+    dry = invoke("sweep", *args, "--dry-run")
+    assert dry.returncode == 0 and f"skip         {cell}" in dry.output and "train        " in dry.output
+    assert invoke("sweep", *args).returncode == 0
     assert (cell / "summary.json").read_bytes() == before  # not retrained
     assert json.loads((out / "jsd" / "static_0_seed1" / "summary.json").read_text())["status"] == "done"

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import invoke
 
 from gan_anneal.errors import UserError
 from gan_anneal.objectives.regularizers import coefficient_map, score_surrogate
@@ -248,9 +249,7 @@ def test_gibbs_optimum_at_a_small_budget(tmp_path):
 
 
 def test_snapshot_metrics_feed_the_learning_dynamics_plot(train_run, tmp_path):
-    from typer.testing import CliRunner
 
-    from gan_anneal.cli import app
 
     runs = []
     for anneal in ("none", "oa"):
@@ -261,11 +260,11 @@ def test_snapshot_metrics_feed_the_learning_dynamics_plot(train_run, tmp_path):
         assert [r["step"] for r in evals] == [10, 20]  # a snapshot at 10, the final metrics at 20
         runs.append(str(run.path))
     out = tmp_path / "curves.png"
-    result = CliRunner().invoke(app, ["curves", *runs, "-k", "eval/kl_target_model", "-k", "lam", "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    result = invoke("curves", *runs, "-k", "eval/kl_target_model", "-k", "lam", "--out", str(out))
+    assert result.returncode == 0, result.output
     assert out.stat().st_size > 1000
-    result = CliRunner().invoke(app, ["curves", *runs, "-k", "eval/nope"])
-    assert result.exit_code == 2 and "Logged:" in result.output
+    result = invoke("curves", *runs, "-k", "eval/nope")
+    assert result.returncode == 2 and "Logged:" in result.output
 
 
 def test_normalised_surrogate_is_a_unit_force_whatever_the_score_scale():

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from conftest import invoke
 
 from gan_anneal.results.collect import collect_runs, column_key
 from gan_anneal.results.reference import load_reference
 from gan_anneal.results.render import render
 from gan_anneal.results.table import build_tables
 
-runner = CliRunner()
 VA_GAN = Path("/work/shared/reference/va-gan.md")
 
 
@@ -116,19 +115,18 @@ def test_toy_metrics_default_when_not_evaluated(tmp_path):
 
 
 def test_table_cli_formats_and_errors(runs, tmp_path):
-    from gan_anneal.cli import app
 
     for fmt in ("rich", "markdown", "csv", "latex"):
-        result = runner.invoke(app, ["table", str(runs), "--format", fmt, "--reference", "tao2019"])
-        assert result.exit_code == 0, result.output
+        result = invoke("table", str(runs), "--format", fmt, "--reference", "tao2019")
+        assert result.returncode == 0, result.output
         assert "6.5" in result.output
     out = tmp_path / "t.md"
-    assert runner.invoke(app, ["table", str(runs), "-f", "markdown", "--out", str(out)]).exit_code == 0
+    assert invoke("table", str(runs), "-f", "markdown", "--out", str(out)).returncode == 0
     assert "RKL-GAN" in out.read_text()
-    bad = runner.invoke(app, ["table", str(runs), "--reference", "nobody2020"])
-    assert bad.exit_code == 2 and "tao2019" in bad.output
-    assert runner.invoke(app, ["table", str(tmp_path / "nowhere")]).exit_code == 2
-    assert runner.invoke(app, ["table", str(runs), "--format", "html"]).exit_code == 2
+    bad = invoke("table", str(runs), "--reference", "nobody2020")
+    assert bad.returncode == 2 and "tao2019" in bad.output
+    assert invoke("table", str(tmp_path / "nowhere")).returncode == 2
+    assert invoke("table", str(runs), "--format", "html").returncode == 2
 
 
 def test_reference_matches_va_gan_digest():
@@ -147,13 +145,12 @@ def test_reference_matches_va_gan_digest():
 
 
 def test_manifest_alone_gives_the_empty_gpu_layout(tmp_path):
-    from gan_anneal.cli import app
     from gan_anneal.experiments.sweep import load_sweep, plan_jobs, write_manifest
 
     spec = load_sweep("cifar10_table")
     write_manifest(spec, tmp_path, plan_jobs(spec, tmp_path), [])
-    result = runner.invoke(app, ["table", str(tmp_path), "-f", "markdown", "--reference", "tao2019", "--digits", "3"])
-    assert result.exit_code == 0, result.output
+    result = invoke("table", str(tmp_path), "-f", "markdown", "--reference", "tao2019", "--digits", "3")
+    assert result.returncode == 0, result.output
     assert "**Inception score" in result.output and "**FID" in result.output
     ours = [line for line in result.output.splitlines() if line.startswith(("| RKL-GAN |", "| JSD-GAN |", "| W-GAN |"))]
     assert len(ours) == 6 and all(line.count("missing") == 14 for line in ours)
@@ -186,14 +183,12 @@ def test_a_column_against_lambda_zero_gets_a_welch_interval_unpaired_and_a_readi
     dof = (4 / 3 + 1 / 3) ** 2 / ((4 / 3) ** 2 / 2 + (1 / 3) ** 2 / 2)
     assert oa.high == pytest.approx(-12.0 + stats.t.ppf(0.975, dof) * se)
     assert oa.reading(METRICS["fid"]) == "better" and found["NMA"].reading(METRICS["fid"]) == "within noise"
-    from gan_anneal.cli import app
 
-    result = runner.invoke(app,
-                           ["table", str(root), "--metric", "fid", "--against", "0", "--format", "markdown"])
-    assert result.exit_code == 0 and "| jsd | OA | 3 paired | -12.0 |" in result.output, result.output
-    unpaired = runner.invoke(app, ["table", str(root), "--metric", "fid", "--against", "0", "--unpaired",
-                                   "--format", "markdown"])
-    assert unpaired.exit_code == 0 and "| jsd | OA | 3 vs 3 | -12.0 |" in unpaired.output, unpaired.output
+    result = invoke("table", str(root), "--metric", "fid", "--against", "0", "--format", "markdown")
+    assert result.returncode == 0 and "| jsd | OA | 3 paired | -12.0 |" in result.output, result.output
+    unpaired = invoke("table", str(root), "--metric", "fid", "--against", "0", "--unpaired",
+                                   "--format", "markdown")
+    assert unpaired.returncode == 0 and "| jsd | OA | 3 vs 3 | -12.0 |" in unpaired.output, unpaired.output
 
 
 def test_columns_that_ran_the_same_seeds_are_compared_seed_by_seed(tmp_path):
@@ -232,16 +227,15 @@ def test_a_column_sharing_fewer_than_two_seeds_with_the_baseline_falls_back_to_w
 
 
 def test_against_takes_a_column_as_typed_and_refuses_one_that_is_absent(tmp_path):
-    from gan_anneal.cli import app
 
     root = tmp_path / "runs"
     for seed in (0, 1):
         fake_run(root, "jsd", "static", 0, seed, "done", {"fid": 40.0 + seed})
         fake_run(root, "jsd", "oa", 1.0, seed, "done", {"fid": 30.0 + seed})
-    shown = runner.invoke(app, ["table", str(root), "--metric", "fid", "--against", "0.0", "-f", "markdown"])
-    assert shown.exit_code == 0 and "| jsd | OA | 2 paired | -10.0 |" in shown.output
-    absent = runner.invoke(app, ["table", str(root), "--metric", "fid", "--against", "pma"])
-    assert absent.exit_code == 2 and "no run here is in column PMA" in " ".join(absent.output.split())
+    shown = invoke("table", str(root), "--metric", "fid", "--against", "0.0", "-f", "markdown")
+    assert shown.returncode == 0 and "| jsd | OA | 2 paired | -10.0 |" in shown.output
+    absent = invoke("table", str(root), "--metric", "fid", "--against", "pma")
+    assert absent.returncode == 2 and "no run here is in column PMA" in " ".join(absent.output.split())
     out = tmp_path / "t.csv"
-    runner.invoke(app, ["table", str(root), "--metric", "fid", "--against", "0", "-f", "csv", "-o", str(out)])
+    invoke("table", str(root), "--metric", "fid", "--against", "0", "-f", "csv", "-o", str(out))
     assert "Welch" not in out.read_text()  # the CSV stays machine-readable
