@@ -54,23 +54,21 @@ def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None, record:
     `.hydra/` files, written only once the run starts or continues (never by a refused command)."""
     run = RunDir(run_dir)
     _LAST_ERROR[0] = ""
-    try:
-        start = plan_start(run, cfg, writer_alive=run.writer_alive())
-    except UserError as error:  # the directory is someone else's, or another config's: leave it untouched
-        _refused(str(error))
-        return "bad-input"
-    except NothingToDo as nothing:
-        console.print(f"[bold]{'done' if nothing.outcome == 'done' else nothing.outcome}:[/] {nothing}")
-        return nothing.outcome
+    if isinstance(ended := _plan(run, cfg, writer_alive=run.writer_alive()), str):
+        return ended
     # deferred until a run will train: a finished or refused command answers without loading torch (~1.5 s)
     from gan_anneal.train.build import build_experiment
     from gan_anneal.train.loop import TrainingDiverged, TrainingInterrupted, train  # torch too, as above
 
     try:
         run.acquire_lock()
-    except UserError as error:  # another process took the directory since plan_start looked
+    except UserError as error:  # another process holds the directory now
         _refused(str(error))
         return "bad-input"
+    # planned again as its one writer: another process may have trained this directory since the first look
+    if isinstance(start := _plan(run, cfg, writer_alive=False), str):
+        run.release_lock()
+        return start
     had_run = run.exists()
     discard = False
     try:
@@ -110,6 +108,18 @@ def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None, record:
     console.print(metrics_table(summary))
     console.print(f"run directory: [bold]{run.path}[/]")
     return "done"
+
+
+def _plan(run: RunDir, cfg: DictConfig, writer_alive: bool):
+    """plan_start's Start, or the outcome when the directory says not to train (printed here)."""
+    try:
+        return plan_start(run, cfg, writer_alive=writer_alive)
+    except UserError as error:  # the directory is someone else's, or another config's: leave it untouched
+        _refused(str(error))
+        return "bad-input"
+    except NothingToDo as nothing:
+        console.print(f"[bold]{'done' if nothing.outcome == 'done' else nothing.outcome}:[/] {nothing}")
+        return nothing.outcome
 
 
 def _this_attempt_started(run: RunDir) -> bool:

@@ -64,12 +64,13 @@ def invoke(*args: str, cwd: Path | None = None) -> Ran:
 
     from typer.testing import CliRunner
 
+    from gan_anneal import cli
     from gan_anneal.cli import app
 
     environ, old, argv = dict(os.environ), os.getcwd(), sys.argv
     if cwd is not None:
         os.chdir(cwd)
-    sys.argv = ["ganneal", *args]  # what a run records as its command
+    sys.argv = [cli.__file__, *args]  # as `python -m gan_anneal.cli` has it: the run records its command from it
     try:
         result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
     finally:

@@ -43,7 +43,7 @@ def test_the_first_run_output_in_the_readme_has_the_shape_the_tool_prints(tmp_pa
     block = next(b for b in _readme_blocks() if b.startswith("$ ganneal train hydra.run.dir="))
     pasted = re.findall(r"│ (\w[\w /()]*?) +│", block)
     result = invoke("train", "train.steps=20", "train.log_every=10", "train.eval_samples=500",
-                                      f"hydra.run.dir={tmp_path / 'run'}")
+                    f"hydra.run.dir={tmp_path / 'run'}")
     printed = re.findall(r"│ (\w[\w /()]*?) +│", result.output)
     assert result.returncode == 0 and pasted == printed, (pasted, printed)
 

@@ -193,7 +193,7 @@ def test_figure_command(short_run, tmp_path):
 
     out = tmp_path / "fig.png"
     result = invoke("figure", "kidney", str(short_run), str(short_run), "--out", str(out),
-                                      "--samples", "500")
+                    "--samples", "500")
     assert result.returncode == 0, result.output
     assert out.stat().st_size > 1000
     bad = invoke("figure", "kidney", str(tmp_path / "nowhere"), str(short_run))

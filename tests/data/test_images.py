@@ -74,7 +74,7 @@ def test_missing_cifar10_names_files_and_flag(tmp_path):
 def test_missing_dataset_exit_code_2(tmp_path):
 
     result = invoke("train", "dataset=cifar10", f"dataset.root={tmp_path / 'empty'}", "device=cpu",
-                                 "train.progress=false", f"hydra.run.dir={tmp_path / 'run'}")
+                    "train.progress=false", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 2, result.output
     assert "dataset.download=true" in result.output.replace("\n", "")
 

@@ -90,7 +90,7 @@ def test_evaluate_with_the_digit_classifier_equals_torch_fidelity(digit_run, tmp
     from gan_anneal.data.images import mnist_small
 
     result = invoke("evaluate", str(digit_run), "--metrics", "is,fid", "-n", "300", "--extractor", "ganneal-mnist",
-                      "--generator", "raw", "--cache-dir", str(tmp_path / "c"))
+                    "--generator", "raw", "--cache-dir", str(tmp_path / "c"))
     assert result.returncode == 0, result.output
     record = json.loads((digit_run / "eval.json").read_text())["fidelity"]
     extractor = record["protocol"]["feature_extractor"]

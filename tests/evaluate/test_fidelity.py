@@ -184,7 +184,7 @@ def trained_run(tmp_path_factory):
 def test_evaluate_end_to_end_with_stand_in(trained_run, tmp_path):
     cache = tmp_path / "cache"
     result = invoke("evaluate", str(trained_run), "--metrics", "is,fid,kid,prc", "--num-samples", "200", "--extractor",
-                      "ganneal-tiny", "--cache-dir", str(cache), "--batch-size", "50")
+                    "ganneal-tiny", "--cache-dir", str(cache), "--batch-size", "50")
     assert result.returncode == 0, result.output
     record = json.loads((trained_run / "eval.json").read_text())["fidelity"]
     metrics, protocol = record["metrics"], record["protocol"]
@@ -200,7 +200,7 @@ def test_evaluate_end_to_end_with_stand_in(trained_run, tmp_path):
     assert protocol["torch_fidelity"] and protocol["reference_cache"]["hit"] is False
 
     again = invoke("evaluate", str(trained_run), "--metrics", "fid", "-n", "200", "--extractor", "ganneal-tiny",
-                     "--cache-dir", str(cache), "--generator", "raw")
+                   "--cache-dir", str(cache), "--generator", "raw")
     assert again.returncode == 0, again.output
     second = json.loads((trained_run / "eval.json").read_text())["fidelity"]
     assert second["protocol"]["reference_cache"] == {**protocol["reference_cache"], "hit": True}

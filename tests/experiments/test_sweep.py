@@ -33,7 +33,7 @@ def assert_complete(run: Path) -> dict:
 def test_basic_multirun_2x3_grid_and_table(tmp_path):
     sweep = tmp_path / "grid"
     result = invoke("train", "-m", "divergence=jsd,wgan", "anneal=static", "anneal.lam=-1,0,1", *TINY,
-                 f"hydra.sweep.dir={sweep}")
+                    f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.output
     assert "6 done" in result.output
     names = [f"{i}_divergence={d},anneal.lam={lam}" for i, (d, lam) in
@@ -51,7 +51,7 @@ def test_basic_multirun_2x3_grid_and_table(tmp_path):
 def test_joblib_multirun_reads_outcomes_from_summaries(tmp_path):
     sweep = tmp_path / "joblib"
     result = invoke("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", "anneal=static",
-                 "anneal.lam=0,1", *TINY, f"hydra.sweep.dir={sweep}")
+                    "anneal.lam=0,1", *TINY, f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.output
     assert "4 done" in result.output  # the jobs ran in joblib's workers: counted from their summary.json
     assert job_dir(sweep, 3).name == "3_seed=1,anneal.lam=1"  # workers name their folders alike
@@ -67,7 +67,7 @@ def test_submitit_local_multirun(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep = tmp_path / "submitit"
     result = invoke("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
-                 "divergence=jsd,rkl", *TINY, f"hydra.sweep.dir={sweep}")
+                    "divergence=jsd,rkl", *TINY, f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.output
     assert "2 done" in result.output
     for i in range(2):
@@ -81,7 +81,7 @@ def test_multirun_failure_is_recorded_and_others_kept(tmp_path):
     sweep = tmp_path / "mixed"
     # optim.lr_g=1e9 makes the generator blow up: that job diverges or fails, the other finishes
     result = invoke("train", "-m", "optim.lr_g=1e-3,1e30", "optim.lr_d=1e-3", *TINY, "train.log_every=1",
-                 f"hydra.sweep.dir={sweep}")
+                    f"hydra.sweep.dir={sweep}")
     statuses = sorted(json.loads((job_dir(sweep, i) / "summary.json").read_text())["status"] for i in range(2))
     assert statuses[0] == "done" or statuses[1] == "done"
     if statuses != ["done", "done"]:
@@ -204,7 +204,7 @@ def test_a_job_with_other_settings_is_reported_and_retrained_only_with_retry(tmp
 def test_named_sweep_through_the_joblib_launcher(tmp_path):
     out = tmp_path / "toy"
     result = invoke("sweep", "toy_table", "--out", str(out), "--launcher", "joblib", "--jobs", "2", "--divergences",
-                 "jsd", "--columns=0,OA", "--seeds", "0", *TINY)
+                    "jsd", "--columns=0,OA", "--seeds", "0", *TINY)
     assert result.returncode == 0, result.output
     for name in ("static_0_seed0", "oa_seed0"):
         assert_complete(out / "jsd" / name)

@@ -141,6 +141,26 @@ def test_both_checkpoints_unreadable_is_exit_2_naming_both_and_how_to_start_over
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
+def test_a_run_another_process_finished_after_the_first_look_is_not_trained_again(train_run, monkeypatch):
+    """The first look at the directory happens before torch loads (seconds); the plan that counts is made again
+    once this process holds the directory's lock."""
+    import gan_anneal.runner as runner
+    from gan_anneal.results.continuation import Start
+
+    _, run = train_run(*SHORT, name="R")
+    before = _snapshot(run.path)
+    real, looks = runner.plan_start, []
+
+    def stale_first_look(run_dir, cfg, writer_alive):
+        looks.append(writer_alive)
+        return Start(resume=False) if len(looks) == 1 else real(run_dir, cfg, writer_alive)
+
+    monkeypatch.setattr(runner, "plan_start", stale_first_look)
+    outcome, _ = train_run(*SHORT, name="R")
+    assert outcome == "done" and len(looks) == 2
+    assert _snapshot(run.path) == before  # not trained over, and the lock given back
+
+
 def test_a_failed_resume_does_not_rewrite_the_status(train_run, monkeypatch):
     import gan_anneal.train.build as build
 

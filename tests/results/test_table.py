@@ -187,7 +187,7 @@ def test_a_column_against_lambda_zero_gets_a_welch_interval_unpaired_and_a_readi
     result = invoke("table", str(root), "--metric", "fid", "--against", "0", "--format", "markdown")
     assert result.returncode == 0 and "| jsd | OA | 3 paired | -12.0 |" in result.output, result.output
     unpaired = invoke("table", str(root), "--metric", "fid", "--against", "0", "--unpaired",
-                                   "--format", "markdown")
+                      "--format", "markdown")
     assert unpaired.returncode == 0 and "| jsd | OA | 3 vs 3 | -12.0 |" in unpaired.output, unpaired.output
 
 
