@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -48,6 +49,21 @@ def run_cli():
     return _run
 
 
+def _logging_state() -> tuple:
+    root = logging.getLogger()
+    loggers = {name: logger.disabled for name, logger in logging.Logger.manager.loggerDict.items()
+               if isinstance(logger, logging.Logger)}
+    return root.level, list(root.handlers), loggers
+
+
+def _restore_logging(state: tuple) -> None:
+    level, handlers, loggers = state
+    logging.getLogger().setLevel(level)
+    logging.getLogger().handlers[:] = handlers
+    for name, disabled in loggers.items():
+        logging.getLogger(name).disabled = disabled
+
+
 class Ran(subprocess.CompletedProcess):
     """A command's outcome as run_cli gives it, plus `output`: stdout and stderr together."""
 
@@ -68,6 +84,7 @@ def invoke(*args: str, cwd: Path | None = None) -> Ran:
     from gan_anneal.cli import app
 
     environ, old, argv = dict(os.environ), os.getcwd(), sys.argv
+    logs = _logging_state()  # Hydra's job logging (disabled in conf/) reconfigures the whole process
     if cwd is not None:
         os.chdir(cwd)
     sys.argv = [cli.__file__, *args]  # as `python -m gan_anneal.cli` has it: the run records its command from it
@@ -78,6 +95,7 @@ def invoke(*args: str, cwd: Path | None = None) -> Ran:
         os.environ.clear()
         os.environ.update(environ)
         sys.argv = argv
+        _restore_logging(logs)
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(*result.exc_info))
