@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -74,10 +75,8 @@ class Ran(subprocess.CompletedProcess):
 
 def invoke(*args: str, cwd: Path | None = None) -> Ran:
     """Run `ganneal ARGS` in this interpreter (the command's code path from argument parsing to exit code) and
-    answer as run_cli does. The environment and working directory are restored afterwards; an exception that
-    escapes the command lands in stderr as its traceback, as it would on a terminal."""
-    import traceback
-
+    answer as run_cli does. The environment, working directory, argv and logging are restored afterwards; an
+    exception that escapes the command lands in stderr as its traceback, as it would on a terminal."""
     from typer.testing import CliRunner
 
     from gan_anneal import cli
