@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gan_anneal.errors import UserError
-from gan_anneal.results.continuation import NothingToDo, plan_start
+from gan_anneal.results.continuation import NothingToDo, Start, plan_start
 from gan_anneal.results.rundir import RunDir
 
 EXIT_CODES = {"done": 0, "failed": 1, "diverged": 1, "bad-input": 2, "interrupted": 130, "terminated": 143}
@@ -110,7 +110,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path, should_stop=None, record:
     return "done"
 
 
-def _plan(run: RunDir, cfg: DictConfig, writer_alive: bool):
+def _plan(run: RunDir, cfg: DictConfig, writer_alive: bool) -> Start | str:
     """plan_start's Start, or the outcome when the directory says not to train (printed here)."""
     try:
         return plan_start(run, cfg, writer_alive=writer_alive)
@@ -118,7 +118,7 @@ def _plan(run: RunDir, cfg: DictConfig, writer_alive: bool):
         _refused(str(error))
         return "bad-input"
     except NothingToDo as nothing:
-        console.print(f"[bold]{'done' if nothing.outcome == 'done' else nothing.outcome}:[/] {nothing}")
+        console.print(f"[bold]{nothing.outcome}:[/] {nothing}")
         return nothing.outcome
 
 

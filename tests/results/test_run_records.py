@@ -133,20 +133,10 @@ def test_retyping_a_multirun_command_continues_the_same_sweep(ganneal, tmp_path)
     assert {p: p.read_bytes() for p in sweep.rglob("summary.json")} == finished
 
 
-def test_a_rerun_joblib_multirun_reports_its_finished_jobs(tmp_path):
+def test_a_rerun_joblib_multirun_reports_its_finished_jobs(tmp_path, run_cli):
     """In fresh interpreters, as typed: joblib's reusable workers would keep this command's environment (the swept
     keys that name job folders) for later tests in this process."""
-    import subprocess
-    import sys
-    from types import SimpleNamespace
-
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-
-    def run_cli(*args):
-        done = subprocess.run([sys.executable, "-m", "gan_anneal.cli", *args], capture_output=True, text=True,
-                              timeout=300)
-        return SimpleNamespace(returncode=done.returncode, stdout=done.stdout, stderr=done.stderr)
-
     command = ["train", "-m", *SHORT, "train.steps=10", "seed=0,1", "hydra/launcher=joblib",
                "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     assert run_cli(*command).returncode == 0
