@@ -6,7 +6,9 @@ column minus baseline, with a 95% t interval. Runs of one seed start from the sa
 **paired**: the mean of the per-seed differences, with a t interval on n − 1 degrees of freedom. That removes the
 seed-to-seed spread, which on small budgets dwarfs most effects. Otherwise (or with `paired=False`) it is the
 difference of the means with a Welch interval (unequal variances, Welch–Satterthwaite degrees of freedom: the
-seeds of the two columns taken as independent runs). Fewer than two seeds on a side: no interval. The reading
+seeds of the two columns taken as independent runs). Fewer than two seeds on a side: no interval, and where the
+column ran one of the baseline's seeds, the difference at that seed (a one-seed static cell against λ = 0's
+mean over seeds would fold the seed spread into the difference). The reading
 says which way the interval points in the metric's better direction, or that it holds 0 (within noise).
 """
 
@@ -92,6 +94,8 @@ def _difference(divergence: str, column: str, vals: dict[int, float], base: dict
                           paired=True)
     a, b = list(vals.values()), list(base.values())
     interval = welch_interval(a, b)
+    if paired and interval is None and shared:  # no interval either way: the difference at the seed both ran
+        return Difference(divergence, column, 1, 1, vals[shared[0]] - base[shared[0]], None, None, paired=True)
     return Difference(divergence, column, len(a), len(b), statistics.fmean(a) - statistics.fmean(b),
                       *(interval or (None, None)))
 
@@ -114,7 +118,7 @@ def compare(records: list[RunRecord], metric: Metric, baseline: str = "0", paire
 def render_differences(found: list[Difference], metric: Metric, baseline: str = "0", setting: str = "") -> str:
     against = f"λ = {baseline}" if baseline[:1].isdigit() or baseline[:1] == "-" else baseline
     how = ("95% t interval; paired: mean of per-seed differences over the seeds both columns ran, else Welch over "
-           "the columns' seeds as independent runs")
+           "the columns' seeds as independent runs; one seed a side: the difference at the seed both ran")
     lines = [f"{metric.name} difference against {against}{f' ({setting})' if setting else ''} (column − baseline; "
              f"{how})",
              "", "| divergence | column | seeds | difference | 95% interval | reading |", "|---|---|---|---|---|---|"]

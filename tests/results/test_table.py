@@ -226,6 +226,23 @@ def test_a_column_sharing_fewer_than_two_seeds_with_the_baseline_falls_back_to_w
     assert not found.paired and found.seeds() == "3 vs 2" and found.low is not None
 
 
+def test_a_one_seed_column_is_compared_with_the_baseline_at_its_own_seed_not_with_the_baseline_mean(tmp_path):
+    """A static cell at seed 0 against λ = 0 at seeds 0-3: the seed-0 difference, with no interval."""
+    from gan_anneal.metric_names import METRICS
+    from gan_anneal.results.compare import compare
+
+    root = tmp_path / "runs"
+    for seed, fid in enumerate([62.4, 45.3, 55.9, 43.7]):  # RKL's λ = 0: seed 0 is the worst
+        fake_run(root, "rkl", "static", 0, seed, "done", {"fid": fid})
+    fake_run(root, "rkl", "static", 10.0, 0, "done", {"fid": 61.9})
+    found = compare(collect_runs(root), METRICS["fid"])[0]
+    assert found.paired and found.seeds() == "1 paired" and found.low is None
+    assert found.difference == pytest.approx(61.9 - 62.4)  # not 61.9 − 51.8, the mean over seeds
+    assert found.reading(METRICS["fid"]) == "too few seeds for an interval"
+    unpaired = compare(collect_runs(root), METRICS["fid"], paired=False)[0]
+    assert unpaired.seeds() == "1 vs 4" and unpaired.difference == pytest.approx(61.9 - 51.825)
+
+
 def test_against_takes_a_column_as_typed_and_refuses_one_that_is_absent(tmp_path):
 
     root = tmp_path / "runs"
