@@ -718,6 +718,8 @@ def table(
                                           "columns ran the same seeds."),
     unpaired: bool = typer.Option(False, "--unpaired", help="With --against: compare the columns' means as "
                                   "independent runs (Welch), even where they share seeds."),
+    seed: Optional[List[int]] = typer.Option(None, "--seed", help="Only runs of this seed (repeatable), e.g. --seed 0 "
+                                             "to set one-seed columns beside the same seed of the others."),
 ) -> None:
     """Tabulate runs in the layout of Tao et al. (2019), Table 1: rows divergence, columns λ then PMA/NMA/OA,
     mean ± std over seeds, best per row marked. [dim]Examples: ganneal table runs/cifar10_table --reference
@@ -735,7 +737,8 @@ def table(
         fail(f"'{runs_dir}' is not a folder. Pass the folder holding the run directories (e.g. runs/cifar10_table).")
     try:
         tables, text, differences = _tables(runs_dir, fmt, reference, metric, digits,
-                                            {"num_samples": eval_samples, "extractor": extractor}, against, unpaired)
+                                            {"num_samples": eval_samples, "extractor": extractor}, against, unpaired,
+                                            seed)
     except UserError as error:
         fail(str(error))
     _print_tables(tables, text, differences, fmt)
@@ -744,7 +747,7 @@ def table(
         typer.echo(f"written: {out}", err=True)
 
 
-def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpaired):
+def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpaired, seeds=None):
     """The tables of the runs under runs_dir, rendered in fmt, and the --against verdict ("" without it)."""
     from gan_anneal.results.collect import collect_runs, planned_evaluation, planned_grid
     from gan_anneal.results.render import render
@@ -754,6 +757,12 @@ def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpai
     planned = planned_grid(runs_dir)
     if not records and not planned:
         fail(f"No run directories under '{runs_dir}' (no summary.json found).")
+    if seeds:
+        present = sorted({r.seed for r in records})
+        records = [r for r in records if r.seed in seeds]
+        if not records:
+            fail(f"--seed {', '.join(map(str, seeds))}: no run here has that seed. Seeds present: "
+                 f"{', '.join(map(str, present)) or 'none'}.")
     ref = None
     if reference:
         from gan_anneal.results.reference import load_reference

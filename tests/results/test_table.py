@@ -243,6 +243,20 @@ def test_a_one_seed_column_is_compared_with_the_baseline_at_its_own_seed_not_wit
     assert unpaired.seeds() == "1 vs 4" and unpaired.difference == pytest.approx(61.9 - 51.825)
 
 
+def test_seed_sets_one_seed_columns_beside_the_same_seed_of_the_others(tmp_path):
+    root = tmp_path / "runs"
+    for seed, fid in enumerate([62.4, 45.3, 55.9, 43.7]):
+        fake_run(root, "rkl", "static", 0, seed, "done", {"fid": fid})
+    fake_run(root, "rkl", "static", 10.0, 0, "done", {"fid": 61.9})
+    every = invoke("table", str(root), "--metric", "fid", "-f", "markdown")
+    assert "51.8 ± 8.9" in every.output, every.output  # λ = 0 is its mean over four seeds
+    one = invoke("table", str(root), "--metric", "fid", "-f", "markdown", "--seed", "0")
+    row = next(line for line in one.output.splitlines() if line.startswith("| RKL-GAN"))
+    assert one.returncode == 0 and row.split("|")[2:4] == [" 62.4 ", " **61.9** "], one.output
+    absent = invoke("table", str(root), "--seed", "9")
+    assert absent.returncode == 2 and "Seeds present: 0, 1, 2, 3" in absent.output, absent.output
+
+
 def test_against_takes_a_column_as_typed_and_refuses_one_that_is_absent(tmp_path):
 
     root = tmp_path / "runs"
