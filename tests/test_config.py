@@ -51,6 +51,14 @@ def test_rkl_takes_the_image_penalty_on_the_dcgan_models_and_the_toy_one_on_the_
                    ).divergence.penalty_weight == 0.1
 
 
+def test_the_cpu_digit_recipe_trains_at_constant_rates_and_the_toys_decay_theirs():
+    # experiment/mnist_cpu.yaml: the linear decay to 0 halved the digits' FID at the same cost (docs/mnist-table.md)
+    assert compose([]).optim.decay == "linear"
+    for divergence in ("jsd", "rkl", "wgan"):
+        assert compose([f"divergence={divergence}", "experiment=mnist_cpu"]).optim.decay == "none"
+    assert compose(["experiment=mnist_cpu", "optim.decay=linear"]).optim.decay == "linear"
+
+
 def test_jsd_on_the_toys_starts_its_dynamic_schedules_after_a_warm_up():
     # divergence_anneal/jsd_mlp_{pma,nma,oa}.yaml: JSD's one-step critic must form before the regulariser acts
     for anneal in ("pma", "nma", "oa"):
