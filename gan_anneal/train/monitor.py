@@ -60,7 +60,10 @@ class TrainingFidelity:
         if not self.options.metrics:
             raise UserError("train.eval_every needs metrics to compute: set evaluate.metrics (e.g. is,fid).")
         self.num_samples = num_samples
-        self.fidelity = Fidelity(cfg, self.options, log)
+        # preparing draws random numbers (the extractor's initial weights before its file loads): fork, so that a
+        # run with train.eval_every trains exactly what the same run without it trains
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+            self.fidelity = Fidelity(cfg, self.options, log)
 
     def protocol(self) -> dict:
         return {**self.fidelity.protocol(self.num_samples), "generator": self.options.generator}

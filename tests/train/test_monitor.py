@@ -84,6 +84,17 @@ def test_evaluation_during_training_leaves_resume_exact(train_run, cached):
     assert resumed.read_summary()["evaluation_s"] > 0
 
 
+def test_evaluation_during_training_does_not_change_what_the_run_trains(train_run, cached):
+    """Preparing the extractor draws random numbers; unforked, it moved every run that measured FID as it went."""
+    plain = [o for o in IMAGES if not o.startswith("train.eval_every")] + ["train.eval_every=0"]
+    _, watched = train_run(*IMAGES, name="watched")
+    _, unwatched = train_run(*plain, name="unwatched")
+    losses = lambda run: [(r["step"], r["loss_d"], r["loss_g"]) for r in run.read_metrics() if "loss_d" in r]  # noqa: E731
+    assert len(losses(watched)) == 6 and losses(watched) == losses(unwatched)
+    weights = [torch.load(run.checkpoint, weights_only=True)["generator"] for run in (watched, unwatched)]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+
+
 @pytest.mark.parametrize("overrides, needle", [
     (["train.best_metric=eval/loss_d"], "not a metric with a known better direction"),
     (["train.best_metric=eval/fid"], "train.eval_every"),
