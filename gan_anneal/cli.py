@@ -708,7 +708,8 @@ def table(
                                                "hq_fraction, kl_target_model, ... (repeatable; default: IS and "
                                                "FID for evaluated image runs, else the toy metrics)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Also write the table to this file."),
-    digits: Optional[int] = typer.Option(None, "--digits", help="Decimals shown (default: 2 for IS, 1 for FID)."),
+    digits: Optional[int] = typer.Option(None, "--digits", min=0, help="Decimals shown (default: 2 for IS, 1 for "
+                                         "FID)."),
     eval_samples: Optional[int] = typer.Option(None, "--eval-samples", help="Use each run's kept evaluation of this "
                                                "many samples (default: the one with the most samples)."),
     extractor: Optional[str] = typer.Option(None, "--extractor", help="Use each run's kept evaluation made with this "
@@ -731,6 +732,8 @@ def table(
 
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: valid are {', '.join(FORMATS)}.")
+    if unpaired and against is None:
+        fail("--unpaired changes how --against compares columns: add --against 0 (or another column).")
     if out:
         _check_output_path(out, TABLE_SUFFIXES[fmt], f"--format {fmt}")
     if not Path(runs_dir).is_dir():
@@ -757,6 +760,8 @@ def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpai
     planned = planned_grid(runs_dir)
     if not records and not planned:
         fail(f"No run directories under '{runs_dir}' (no summary.json found).")
+    if any(evaluation.values()):
+        _check_evaluation_kept(records, runs_dir, evaluation)
     if seeds:
         present = sorted({r.seed for r in records})
         records = [r for r in records if r.seed in seeds]
@@ -777,10 +782,25 @@ def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpai
         from gan_anneal.results.compare import verdict
         from gan_anneal.results.table import metric_by_name
 
-        differences = verdict(records, [metric_by_name(m) for m in names], against, paired=not unpaired)
+        differences = verdict(records, [metric_by_name(m) for m in names], against, paired=not unpaired,
+                              reference=ref)
         if fmt == "markdown":  # CSV and LaTeX stay machine-readable: the verdict goes to the terminal only
             text += differences
     return tables, text, differences
+
+
+def _check_evaluation_kept(records, runs_dir, evaluation: dict) -> None:
+    """--extractor / --eval-samples must name an evaluation some run kept (else every cell reads 'not evaluated')."""
+    from gan_anneal.metric_names import FIDELITY_KEYS
+    from gan_anneal.results.collect import collect_runs
+
+    if any(key in r.metrics for r in records for key in FIDELITY_KEYS):
+        return
+    kept = sorted({f"{r.extractor} on {r.config.get('eval.num_samples')} samples" for r in collect_runs(runs_dir)
+                   if r.extractor})
+    asked = " ".join(f"--{'eval-samples' if k == 'num_samples' else k} {v}" for k, v in evaluation.items() if v)
+    fail(f"{asked}: no run here kept an evaluation of that kind. Kept: {', '.join(kept) or 'none'} "
+         "(`ganneal evaluate RUN` adds one).")
 
 
 def _print_tables(tables, text: str, differences: str, fmt: str) -> None:

@@ -10,6 +10,11 @@ seeds of the two columns taken as independent runs). Fewer than two seeds on a s
 column ran one of the baseline's seeds, the difference at that seed (a one-seed static cell against λ = 0's
 mean over seeds would fold the seed spread into the difference). The reading
 says which way the interval points in the metric's better direction, or that it holds 0 (within noise).
+
+With a published table (`--reference tao2019`), each difference also gets the reference's **share**: the relative
+change of the same column in the published row, applied to our baseline's mean. It is what the published effect
+would be here if it carried over in proportion (an assumption), and says whether an interval that holds 0 also
+rules that effect out or is too wide to.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from gan_anneal.errors import UserError
 from gan_anneal.metric_names import Metric
 from gan_anneal.results.collect import RunRecord, column_order
+from gan_anneal.results.reference import Reference
 from gan_anneal.results.settings import split_settings
 
 
@@ -34,12 +40,16 @@ class Difference:
     low: float | None
     high: float | None
     paired: bool = False
+    share: float | None = None  # the reference's relative effect applied to our baseline mean (module docstring)
 
-    def reading(self, metric: Metric) -> str:
+    def reading(self, metric: Metric, reference: str = "") -> str:
         if self.low is None:
             return "too few seeds for an interval"
         if self.low <= 0 <= self.high:
-            return "within noise"
+            if self.share is None:
+                return "within noise"
+            inside = self.low <= self.share <= self.high
+            return f"within noise; {'cannot rule out' if inside else 'rules out'} {reference or 'the'}'s share"
         better = (self.low > 0) == metric.higher_is_better
         return "better" if better else "worse"
 
@@ -100,8 +110,10 @@ def _difference(divergence: str, column: str, vals: dict[int, float], base: dict
                       *(interval or (None, None)))
 
 
-def compare(records: list[RunRecord], metric: Metric, baseline: str = "0", paired: bool = True) -> list[Difference]:
-    """Each column against the baseline, within one setting (callers split unlike runs first: split_settings)."""
+def compare(records: list[RunRecord], metric: Metric, baseline: str = "0", paired: bool = True,
+            reference: Reference | None = None) -> list[Difference]:
+    """Each column against the baseline, within one setting (callers split unlike runs first: split_settings), with
+    the reference's share where it publishes the metric, the column and the baseline."""
     values: dict[tuple[str, str], dict[int, float]] = {}
     for r in records:
         value = r.metrics.get(metric.key)
@@ -111,25 +123,45 @@ def compare(records: list[RunRecord], metric: Metric, baseline: str = "0", paire
     for (divergence, column), vals in sorted(values.items(), key=lambda kv: (kv[0][0], column_order(kv[0][1]))):
         base = values.get((divergence, baseline))
         if column != baseline and base:
-            found.append(_difference(divergence, column, vals, base, paired))
+            d = _difference(divergence, column, vals, base, paired)
+            compared = [base[s] for s in vals if s in base] if d.paired else list(base.values())
+            d.share = _share(reference, metric, divergence, column, baseline, statistics.fmean(compared))
+            found.append(d)
     return found
 
 
-def render_differences(found: list[Difference], metric: Metric, baseline: str = "0", setting: str = "") -> str:
+def _share(reference: Reference | None, metric: Metric, divergence: str, column: str, baseline: str,
+           ours: float) -> float | None:
+    published = reference.values.get(metric.name, {}).get(divergence, {}) if reference is not None else {}
+    if column not in published or not published.get(baseline):
+        return None
+    return ours * (published[column] - published[baseline]) / published[baseline]
+
+
+def render_differences(found: list[Difference], metric: Metric, baseline: str = "0", setting: str = "",
+                       reference: str = "") -> str:
     against = f"λ = {baseline}" if baseline[:1].isdigit() or baseline[:1] == "-" else baseline
     how = ("95% t interval; paired: mean of per-seed differences over the seeds both columns ran, else Welch over "
-           "the columns' seeds as independent runs; one seed a side: the difference at the seed both ran")
+           "the columns' seeds as independent runs; one seed a side: the difference at the seed both ran; each "
+           "interval on its own, so among many about one in twenty misses the truth by chance")
+    shares = any(d.share is not None for d in found)
+    if shares:
+        how += (f"; {reference} share: the published relative change of the column, applied to our baseline's "
+                "mean")
     lines = [f"{metric.name} difference against {against}{f' ({setting})' if setting else ''} (column − baseline; "
-             f"{how})",
-             "", "| divergence | column | seeds | difference | 95% interval | reading |", "|---|---|---|---|---|---|"]
+             f"{how})", "",
+             "| divergence | column | seeds | difference | 95% interval |" + (f" {reference} share |" if shares else "")
+             + " reading |", "|---|---|---|---|---|" + ("---|" if shares else "") + "---|"]
     for d in found:
         interval = f"[{d.low:+.{metric.digits}f}, {d.high:+.{metric.digits}f}]" if d.low is not None else "—"
+        share = (f" {d.share:+.{metric.digits}f} |" if d.share is not None else " — |") if shares else ""
         lines.append(f"| {d.divergence} | {d.column} | {d.seeds()} | {d.difference:+.{metric.digits}f} "
-                     f"| {interval} | {d.reading(metric)} |")
+                     f"| {interval} |{share} {d.reading(metric, reference)} |")
     return "\n".join(lines) + "\n"
 
 
-def verdict(records: list[RunRecord], metrics: list[Metric], against: str, paired: bool = True) -> str:
+def verdict(records: list[RunRecord], metrics: list[Metric], against: str, paired: bool = True,
+            reference: Reference | None = None) -> str:
     """The differences for each metric and each setting of runs (never pooled across settings), as markdown."""
 
     baseline = baseline_column(against)
@@ -140,6 +172,7 @@ def verdict(records: list[RunRecord], metrics: list[Metric], against: str, paire
     parts = []
     for setting in split_settings(records):
         for metric in metrics:
-            parts.append(render_differences(compare(setting.records, metric, baseline, paired), metric, baseline,
-                                            setting.label))
+            found = compare(setting.records, metric, baseline, paired, reference)
+            parts.append(render_differences(found, metric, baseline, setting.label,
+                                            reference.name if reference is not None else ""))
     return "".join("\n" + part for part in parts)

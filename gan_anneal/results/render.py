@@ -31,8 +31,8 @@ def _ref_text(cell: Cell, digits: int) -> str:
     return f"{value:.{digits}f}" if round(value, digits) == value else f"{value:g}"
 
 
-def _cell_text(row: Row, cell: Cell, digits: int) -> str:
-    return _ref_text(cell, digits) if row.source != "ours" else cell.text(digits)
+def _cell_text(row: Row, cell: Cell, digits: int, seeds: int = 0) -> str:
+    return _ref_text(cell, digits) if row.source != "ours" else cell.text(digits, seeds=seeds)
 
 
 def render_markdown(tables: list[MetricTable]) -> str:
@@ -45,9 +45,11 @@ def render_markdown(tables: list[MetricTable]) -> str:
         for row in t.rows:
             texts = []
             for c in t.columns:
-                text = _cell_text(row, row.cells[c], t.metric.digits)
+                text = _cell_text(row, row.cells[c], t.metric.digits, t.seeds)
                 texts.append(f"**{text}**" if row.cells[c].best else text)
             out.append(f"| {row.label} | " + " | ".join(texts) + " |")
+        if t.notes:  # a line right under a table would read as one more row
+            out.append("")
         out.extend(f"_{n}_" for n in t.notes)
         out.append("")
     return "\n".join(out)
@@ -92,7 +94,7 @@ def render_latex(tables: list[MetricTable]) -> str:
                 if row.source != "ours":
                     text = _ref_text(cell, t.metric.digits)
                 elif cell.values:
-                    text = cell.text(t.metric.digits, pm=r" $\pm$ ")
+                    text = cell.text(t.metric.digits, pm=r" $\pm$ ", seeds=t.seeds)
                 else:
                     text = r"\textit{" + cell.status + "}"
                 texts.append(r"\textbf{" + text + "}" if cell.best else text)
@@ -110,7 +112,8 @@ def rich_tables(tables: list[MetricTable]):
     made = []
     for t in tables:
         title = t.title + (f" · mean ± std, ≤{t.seeds} seeds" if t.seeds > 1 else "")
-        caption = "\n".join(t.notes) or None
+        caption = "\n".join([*t.notes, "* the row's best at the precision shown (a one-seed cell ranked with the rest)"]
+                            if any(c.best for row in t.rows for c in row.cells.values()) else t.notes) or None
         table = Table(title=title, header_style="bold", title_style="bold", min_width=len(title) + 2,
                       caption=caption, caption_style="yellow", caption_justify="left")
         table.add_column("model", no_wrap=True)
@@ -120,7 +123,7 @@ def rich_tables(tables: list[MetricTable]):
             texts = []
             for c in t.columns:
                 cell = row.cells[c]
-                text = _cell_text(row, cell, t.metric.digits)
+                text = _cell_text(row, cell, t.metric.digits, t.seeds)
                 if cell.best:
                     text = f"[bold green]{text}*[/]"
                 elif row.source == "ours" and not cell.values:
@@ -139,7 +142,7 @@ def text_width(tables: list[MetricTable]) -> int:
     for t in tables:
         width = max(len(row.label) for row in t.rows) + 4 if t.rows else 10
         for c in t.columns:
-            texts = [_cell_text(row, row.cells[c], t.metric.digits) for row in t.rows] + [_column_header(c)]
+            texts = [_cell_text(row, row.cells[c], t.metric.digits, t.seeds) for row in t.rows] + [_column_header(c)]
             width += max(len(x) for x in texts) + 4  # padding, border, the best marker
         widest = max(widest, width)
     return widest

@@ -91,12 +91,16 @@ class Cell:
                 return status
         return "missing"
 
-    def text(self, digits: int, pm: str = " ± ") -> str:
+    def text(self, digits: int, pm: str = " ± ", seeds: int = 0) -> str:
+        """The mean ± std; with `seeds` (the most any cell of the table has), a cell of fewer but several says
+        how many, so that a sweep's half-finished column does not pass for a whole one."""
         if not self.values:
             return self.status
         out = f"{self.mean:.{digits}f}"
         if self.std is not None:
             out += f"{pm}{self.std:.{digits}f}"
+        if 1 < len(self.values) < seeds:
+            out += f" (n={len(self.values)})"
         others = [s for s in self.statuses if s != "not evaluated"]
         if others:  # some seeds gave a number, others did not
             out += f" ({len(others)} {'/'.join(sorted(set(others)))})"

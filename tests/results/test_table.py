@@ -243,6 +243,57 @@ def test_a_one_seed_column_is_compared_with_the_baseline_at_its_own_seed_not_wit
     assert unpaired.seeds() == "1 vs 4" and unpaired.difference == pytest.approx(61.9 - 51.825)
 
 
+def test_against_with_a_reference_gives_the_published_effect_scaled_to_our_baseline(tmp_path):
+    """The share: the paper's relative change of a column, applied to our baseline; read against our interval."""
+    published = yaml.safe_load((Path(load_reference.__code__.co_filename).parent / "reference_tao2019.yaml").read_text())
+    columns = [str(c).upper() if isinstance(c, str) else f"{float(c):g}" for c in published["columns"]]
+    fid = dict(zip(columns, published["FID"]["jsd"]))
+    root = tmp_path / "runs"
+    for seed, (base, pma, oa) in enumerate([(24.0, 23.0, 14.0), (26.0, 22.0, 17.0), (22.0, 24.0, 15.0)]):
+        fake_run(root, "jsd", "static", 0, seed, "done", {"fid": base})
+        fake_run(root, "jsd", "pma", 1.0, seed, "done", {"fid": pma})
+        fake_run(root, "jsd", "oa", 1.0, seed, "done", {"fid": oa})
+    result = invoke("table", str(root), "--metric", "fid", "--against", "0", "--reference", "tao2019", "-f", "markdown")
+    assert result.returncode == 0, result.output
+    rows = {line.split("|")[2].strip(): [x.strip() for x in line.split("|")[3:-1]]
+            for line in result.output.splitlines() if line.startswith("| jsd |")}
+    for column in ("PMA", "OA"):
+        assert rows[column][3] == f"{24.0 * (fid[column] - fid['0']) / fid['0']:+.1f}"
+    assert rows["PMA"][1] == "-1.0" and rows["PMA"][4] == "within noise; cannot rule out tao2019's share"
+    assert rows["OA"][1] == "-8.7" and rows["OA"][4] == "better"
+    plain = invoke("table", str(root), "--metric", "fid", "--against", "0", "-f", "markdown")
+    assert "share" not in plain.output and "| jsd | PMA | 3 paired | -1.0 |" in plain.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--unpaired"], "--unpaired changes how --against"),
+    (["--digits", "-1"], "--digits"),
+    (["--extractor", "inception-v3-compat"], "Kept: ganneal-mnist on 500 samples"),
+    (["--eval-samples", "123"], "Kept: ganneal-mnist on 500 samples"),
+])
+def test_table_options_that_cannot_apply_exit_2_saying_why(tmp_path, args, needle):
+    path = fake_run(tmp_path / "runs", "jsd", "static", 0, 0, "done")
+    (path / "eval.json").write_text(json.dumps({"fidelity": {"metrics": {"fid": 30.0}, "protocol": {
+        "num_samples": 500, "feature_extractor": {"name": "ganneal-mnist"}}}}))
+    result = invoke("table", str(tmp_path / "runs"), *args)
+    assert result.returncode == 2 and needle in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_cell_with_fewer_seeds_than_the_table_says_how_many_and_notes_stand_apart(tmp_path):
+    root = tmp_path / "runs"
+    for seed in range(4):
+        fake_run(root, "jsd", "static", 0, seed, "done", {"fid": 20.0 + seed})
+    for seed in range(2):  # a column half-way through its sweep
+        fake_run(root, "jsd", "pma", 1.0, seed, "done", {"fid": 20.0 + 2 * seed})
+    fake_run(root, "jsd", "static", 1.0, 0, "done", {"fid": 25.0})
+    lines = invoke("table", str(root), "--metric", "fid", "-f", "markdown").output.splitlines()
+    row = next(line for line in lines if line.startswith("| JSD-GAN"))
+    assert [x.strip() for x in row.split("|")[2:5]] == ["21.5 ± 1.3", "25.0", "**21.0 ± 1.4 (n=2)**"]
+    note = next(i for i, line in enumerate(lines) if line.startswith("_"))
+    assert lines[note - 1] == ""  # not read as one more row of the table
+
+
 def test_seed_sets_one_seed_columns_beside_the_same_seed_of_the_others(tmp_path):
     root = tmp_path / "runs"
     for seed, fid in enumerate([62.4, 45.3, 55.9, 43.7]):
