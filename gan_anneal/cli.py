@@ -721,6 +721,8 @@ def table(
                                   "independent runs (Welch), even where they share seeds."),
     seed: Optional[List[int]] = typer.Option(None, "--seed", help="Only runs of this seed (repeatable), e.g. --seed 0 "
                                              "to set one-seed columns beside the same seed of the others."),
+    columns: Optional[str] = typer.Option(None, "--columns", help="Only these columns, e.g. --columns=0,PMA,NMA,OA "
+                                          "(as for ganneal sweep)."),
 ) -> None:
     """Tabulate runs in the layout of Tao et al. (2019), Table 1: rows divergence, columns λ then PMA/NMA/OA,
     mean ± std over seeds, best per row marked. [dim]Examples: ganneal table runs/cifar10_table --reference
@@ -741,7 +743,7 @@ def table(
     try:
         tables, text, differences = _tables(runs_dir, fmt, reference, metric, digits,
                                             {"num_samples": eval_samples, "extractor": extractor}, against, unpaired,
-                                            seed)
+                                            seed, columns)
     except UserError as error:
         fail(str(error))
     _print_tables(tables, text, differences, fmt)
@@ -750,7 +752,7 @@ def table(
         typer.echo(f"written: {out}", err=True)
 
 
-def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpaired, seeds=None):
+def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpaired, seeds=None, columns=None):
     """The tables of the runs under runs_dir, rendered in fmt, and the --against verdict ("" without it)."""
     from gan_anneal.results.collect import collect_runs, planned_evaluation, planned_grid
     from gan_anneal.results.render import render
@@ -773,6 +775,8 @@ def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpai
         from gan_anneal.results.reference import load_reference
 
         ref = load_reference(reference)
+    if columns:
+        records, planned, ref = _only_columns(columns, records, planned, ref)
     if metric:
         check_metrics(list(metric), records)
     names = list(metric or default_metrics(records, planned_evaluation(runs_dir)))
@@ -787,6 +791,27 @@ def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpai
         if fmt == "markdown":  # CSV and LaTeX stay machine-readable: the verdict goes to the terminal only
             text += differences
     return tables, text, differences
+
+
+def _only_columns(text: str, records, planned, ref):
+    """--columns: the runs, the sweep's plan and the published row cut to those columns (keys as the table prints)."""
+    import dataclasses
+
+    from gan_anneal.config import comma_list
+    from gan_anneal.results.collect import column_order
+    from gan_anneal.results.compare import baseline_column
+
+    keep = [baseline_column(c) for c in comma_list(text)]
+    present = {r.column for r in records} | set(planned[1] if planned else [])
+    unknown = [c for c in keep if c not in present]
+    if unknown:
+        fail(f"--columns {text}: no run here is in column {', '.join(unknown)}. Columns present: "
+             f"{', '.join(sorted(present, key=column_order))}.")
+    records = [r for r in records if r.column in keep]
+    planned = (planned[0], [c for c in planned[1] if baseline_column(c) in keep]) if planned else None
+    if ref is not None:
+        ref = dataclasses.replace(ref, columns=[c for c in ref.columns if c in keep])
+    return records, planned, ref
 
 
 def _check_evaluation_kept(records, runs_dir, evaluation: dict) -> None:

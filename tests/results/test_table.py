@@ -294,6 +294,22 @@ def test_a_cell_with_fewer_seeds_than_the_table_says_how_many_and_notes_stand_ap
     assert lines[note - 1] == ""  # not read as one more row of the table
 
 
+def test_columns_cuts_the_table_and_the_published_row_to_those_columns(tmp_path):
+    root = tmp_path / "runs"
+    for seed in range(2):
+        fake_run(root, "jsd", "static", 0, seed, "done", {"fid": 24.0 + seed})
+        fake_run(root, "jsd", "oa", 1.0, seed, "done", {"fid": 22.0 + seed})
+    fake_run(root, "jsd", "static", -1.0, 0, "done", {"fid": 30.0})
+    result = invoke("table", str(root), "--metric", "fid", "-f", "markdown", "--columns", "0,oa", "--reference",
+                    "tao2019", "--against", "0")
+    assert result.returncode == 0, result.output
+    assert "| model | λ=0 | OA |" in result.output and "λ=-1" not in result.output
+    assert "| JSD-GAN (tao2019) | 37.4 | **29.1** |" in result.output  # the published row, same two columns
+    assert "| jsd | OA | 2 paired | -2.0 |" in result.output and "| jsd | -1 |" not in result.output
+    absent = invoke("table", str(root), "--columns", "0,PMA")
+    assert absent.returncode == 2 and "no run here is in column PMA. Columns present: -1, 0, OA" in absent.output
+
+
 def test_seed_sets_one_seed_columns_beside_the_same_seed_of_the_others(tmp_path):
     root = tmp_path / "runs"
     for seed, fid in enumerate([62.4, 45.3, 55.9, 43.7]):
