@@ -808,7 +808,7 @@ def _only_columns(text: str, records, planned, ref):
         fail(f"--columns {text}: no run here is in column {', '.join(unknown)}. Columns present: "
              f"{', '.join(sorted(present, key=column_order))}.")
     records = [r for r in records if r.column in keep]
-    planned = (planned[0], [c for c in planned[1] if baseline_column(c) in keep]) if planned else None
+    planned = (planned[0], [c for c in planned[1] if c in keep]) if planned else None  # the manifest holds table keys
     if ref is not None:
         ref = dataclasses.replace(ref, columns=[c for c in ref.columns if c in keep])
     return records, planned, ref
