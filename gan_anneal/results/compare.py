@@ -6,10 +6,14 @@ column minus baseline, with a 95% t interval. Runs of one seed start from the sa
 **paired**: the mean of the per-seed differences, with a t interval on n − 1 degrees of freedom. That removes the
 seed-to-seed spread, which on small budgets dwarfs most effects. Otherwise (or with `paired=False`) it is the
 difference of the means with a Welch interval (unequal variances, Welch–Satterthwaite degrees of freedom: the
-seeds of the two columns taken as independent runs). Fewer than two seeds on a side: no interval, and where the
-column ran one of the baseline's seeds, the difference at that seed (a one-seed static cell against λ = 0's
-mean over seeds would fold the seed spread into the difference). The reading
-says which way the interval points in the metric's better direction, or that it holds 0 (within noise).
+seeds of the two columns taken as independent runs). Where the column ran one of the baseline's seeds only (a
+static cell at seed 0), the difference at that seed (against λ = 0's mean over seeds it would fold the seed spread
+in), with an interval from **the row's run noise**: the columns of the divergence that ran every one of the
+baseline's seeds (at least two columns and two seeds) form a complete block design, each value seed effect + column
+effect + noise, and the residual mean square estimates one run's noise variance σ² on (columns − 1)(seeds − 1)
+degrees of freedom; a one-seed difference is two runs' noise, so its interval is d ± t·√(2σ²). It assumes the
+column is as noisy as the columns that ran every seed. Without such a block, no interval. The reading says which
+way the interval points in the metric's better direction, or that it holds 0 (within noise).
 
 With a published table (`--reference tao2019`), each difference also gets the reference's **share**: the relative
 change of the same column in the published row, applied to our baseline's mean. It is what the published effect
@@ -41,6 +45,7 @@ class Difference:
     high: float | None
     paired: bool = False
     share: float | None = None  # the reference's relative effect applied to our baseline mean (module docstring)
+    noise_dof: int | None = None  # a one-seed interval from the row's run noise, on these degrees of freedom
 
     def reading(self, metric: Metric, reference: str = "") -> str:
         if self.low is None:
@@ -54,6 +59,8 @@ class Difference:
         return "better" if better else "worse"
 
     def seeds(self) -> str:
+        if self.noise_dof is not None:
+            return f"{self.n} paired, row's noise ({self.noise_dof} dof)"
         return f"{self.n} paired" if self.paired else f"{self.n} vs {self.n_baseline}"
 
 
@@ -86,6 +93,23 @@ def paired_interval(differences: list[float], level: float = 0.95) -> tuple[floa
     return mean - half, mean + half
 
 
+def run_noise(columns: dict[str, dict[int, float]], baseline: str) -> tuple[float, int] | None:
+    """One run's noise variance and its degrees of freedom, from the columns that ran every seed of the baseline
+    (a complete block design, value = seed effect + column effect + noise: the residual mean square); None without
+    two such columns and two seeds (module docstring)."""
+    seeds = sorted(columns.get(baseline, {}))
+    block = [[vals[s] for s in seeds] for vals in columns.values() if set(seeds) <= set(vals)]
+    if len(seeds) < 2 or len(block) < 2:
+        return None
+    grand = statistics.fmean(v for row in block for v in row)
+    column_means = [statistics.fmean(row) for row in block]
+    seed_means = [statistics.fmean(row[j] for row in block) for j in range(len(seeds))]
+    residual = sum((row[j] - column_means[i] - seed_means[j] + grand) ** 2
+                   for i, row in enumerate(block) for j in range(len(seeds)))
+    dof = (len(block) - 1) * (len(seeds) - 1)
+    return residual / dof, dof
+
+
 def baseline_column(text: str) -> str:
     """--against as a column key: a number as the table prints it (0.0 → 0), a schedule in capitals (oa → OA)."""
     try:
@@ -95,7 +119,7 @@ def baseline_column(text: str) -> str:
 
 
 def _difference(divergence: str, column: str, vals: dict[int, float], base: dict[int, float],
-                paired: bool) -> Difference:
+                paired: bool, noise: tuple[float, int] | None = None) -> Difference:
     shared = sorted(set(vals) & set(base))
     if paired and len(shared) >= 2:
         per_seed = [vals[s] - base[s] for s in shared]
@@ -104,8 +128,12 @@ def _difference(divergence: str, column: str, vals: dict[int, float], base: dict
                           paired=True)
     a, b = list(vals.values()), list(base.values())
     interval = welch_interval(a, b)
-    if paired and interval is None and shared:  # no interval either way: the difference at the seed both ran
-        return Difference(divergence, column, 1, 1, vals[shared[0]] - base[shared[0]], None, None, paired=True)
+    if paired and interval is None and shared:  # the difference at the seed both ran, read against the row's noise
+        d = vals[shared[0]] - base[shared[0]]
+        if noise is None:
+            return Difference(divergence, column, 1, 1, d, None, None, paired=True)
+        half = _t(0.95, noise[1]) * math.sqrt(2 * noise[0])
+        return Difference(divergence, column, 1, 1, d, d - half, d + half, paired=True, noise_dof=noise[1])
     return Difference(divergence, column, len(a), len(b), statistics.fmean(a) - statistics.fmean(b),
                       *(interval or (None, None)))
 
@@ -123,7 +151,8 @@ def compare(records: list[RunRecord], metric: Metric, baseline: str = "0", paire
     for (divergence, column), vals in sorted(values.items(), key=lambda kv: (kv[0][0], column_order(kv[0][1]))):
         base = values.get((divergence, baseline))
         if column != baseline and base:
-            d = _difference(divergence, column, vals, base, paired)
+            row = {c: v for (div, c), v in values.items() if div == divergence}
+            d = _difference(divergence, column, vals, base, paired, run_noise(row, baseline))
             compared = [base[s] for s in vals if s in base] if d.paired else list(base.values())
             d.share = _share(reference, metric, divergence, column, baseline, statistics.fmean(compared))
             found.append(d)
@@ -142,8 +171,9 @@ def render_differences(found: list[Difference], metric: Metric, baseline: str = 
                        reference: str = "") -> str:
     against = f"λ = {baseline}" if baseline[:1].isdigit() or baseline[:1] == "-" else baseline
     how = ("95% t interval; paired: mean of per-seed differences over the seeds both columns ran, else Welch over "
-           "the columns' seeds as independent runs; one seed a side: the difference at the seed both ran; each "
-           "interval on its own, so among many about one in twenty misses the truth by chance")
+           "the columns' seeds as independent runs; one seed a side: the difference at the seed both ran, its "
+           "interval from the row's run noise (the residual of the columns that ran every seed, assuming the column "
+           "is as noisy); each interval on its own, so among many about one in twenty misses the truth by chance")
     shares = any(d.share is not None for d in found)
     if shares:
         how += (f"; {reference} share: the published relative change of the column, applied to our baseline's "

@@ -243,6 +243,49 @@ def test_a_one_seed_column_is_compared_with_the_baseline_at_its_own_seed_not_wit
     assert unpaired.seeds() == "1 vs 4" and unpaired.difference == pytest.approx(61.9 - 51.825)
 
 
+def test_a_one_seed_column_gets_an_interval_from_the_run_noise_of_the_columns_that_ran_every_seed(tmp_path):
+    """With λ = 0 and one other column at seeds 0-3, one run's noise is half the variance of their per-seed
+    differences (a closed form of the block design), so a one-seed difference's interval is d ± t(3)·sd(diffs)."""
+    from scipy import stats
+
+    from gan_anneal.metric_names import METRICS
+    from gan_anneal.results.compare import compare
+
+    root = tmp_path / "runs"
+    base, pma = [27.0, 22.4, 24.8, 20.6], [27.8, 21.3, 23.6, 18.8]
+    for seed, (b, p) in enumerate(zip(base, pma)):
+        fake_run(root, "rkl", "static", 0, seed, "done", {"fid": b})
+        fake_run(root, "rkl", "pma", 1.0, seed, "done", {"fid": p})
+    fake_run(root, "rkl", "static", 10.0, 0, "done", {"fid": 30.0})
+    found = {d.column: d for d in compare(collect_runs(root), METRICS["fid"])}
+    static = found["10"]
+    half = stats.t.ppf(0.975, 3) * stats.tstd([p - b for p, b in zip(pma, base)])
+    assert static.difference == pytest.approx(3.0) and static.noise_dof == 3
+    assert (static.low, static.high) == (pytest.approx(3.0 - half), pytest.approx(3.0 + half))
+    assert static.seeds() == "1 paired, row's noise (3 dof)"
+    assert static.reading(METRICS["fid"]) == ("worse" if 3.0 - half > 0 else "within noise")
+    assert found["PMA"].noise_dof is None  # a column with its own seeds keeps its own paired interval
+
+
+def test_the_row_noise_is_the_residual_of_a_seed_plus_column_least_squares_fit():
+    """Against numpy's least squares on indicator columns (an independent fit): residual sum of squares over
+    (columns − 1)(seeds − 1); a column missing a seed stays out of the block."""
+    import numpy as np
+
+    from gan_anneal.results.compare import run_noise
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(25, 3, size=(4, 5)) + rng.normal(0, 4, size=5)  # 4 columns × 5 seeds, a seed effect
+    columns = {c: dict(enumerate(row)) for c, row in zip(["0", "PMA", "NMA", "OA"], values.tolist())}
+    columns["10"] = {0: 31.0}  # one seed: not in the block
+    design = np.array([[1.0] + [float(c == i) for i in range(1, 4)] + [float(s == j) for j in range(1, 5)]
+                       for c in range(4) for s in range(5)])
+    _, rss, *_ = np.linalg.lstsq(design, values.reshape(-1), rcond=None)
+    variance, dof = run_noise(columns, "0")
+    assert dof == 3 * 4 and variance == pytest.approx(rss[0] / 12)
+    assert run_noise({"0": {0: 1.0, 1: 2.0}, "10": {0: 3.0}}, "0") is None  # no second column with every seed
+
+
 def test_against_with_a_reference_gives_the_published_effect_scaled_to_our_baseline(tmp_path):
     """The share: the paper's relative change of a column, applied to our baseline; read against our interval."""
     published = yaml.safe_load((Path(load_reference.__code__.co_filename).parent / "reference_tao2019.yaml").read_text())
