@@ -45,7 +45,7 @@ cifar10-table-smoke: ## the same pipeline at toy size: fabricated CIFAR-10, 4 st
 	ganneal table $(RUNS)/cifar10_table_smoke --reference tao2019
 	ganneal table $(RUNS)/cifar10_table_smoke --reference tao2019 --format markdown --out $(RUNS)/cifar10_table_smoke/table.md
 
-toy-table:          ## the toy table on ring8: 3 divergences × 6 columns × 3 seeds (CPU, about an hour on 2 cores)
+toy-table:          ## the toy table on ring8: 3 divergences × 6 columns × 3 seeds (CPU, about an hour at two single-thread jobs)
 	OMP_NUM_THREADS=1 ganneal sweep toy_table --out $(RUNS)/toy_table $(JOBS_FLAG)
 	ganneal table $(RUNS)/toy_table
 	ganneal table $(RUNS)/toy_table --format markdown --out $(RUNS)/toy_table/table.md
@@ -62,7 +62,7 @@ mnist-table:        ## Table 1 in miniature on mnist_small: each divergence's λ
 
 # Benchmarks: ganneal's step vs a bare PyTorch loop, FLOP/s vs the matmul peak, evaluate vs
 # torch-fidelity, parallel sweeps. Prints a table, writes benchmarks/results/bench-<time>.json (docs/benchmarks.md).
-bench:              ## the benchmark table (CPU, about 3-6 minutes on an idle 2-core machine)
+bench:              ## the benchmark table (CPU, a few minutes; run it with nothing else busy)
 	$(PY) benchmarks/bench.py
 
 bench-quick:        ## the same at smoke size (fewer repeats)
