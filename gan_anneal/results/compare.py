@@ -167,19 +167,28 @@ def _share(reference: Reference | None, metric: Metric, divergence: str, column:
     return ours * (published[column] - published[baseline]) / published[baseline]
 
 
+def method(baseline: str, reference: str = "") -> str:
+    """How every difference of a verdict was computed: said once, above the metrics' tables."""
+    how = (f"Each column against {_against(baseline)}: column − baseline, with a 95% t interval. Paired: the mean of "
+           "the per-seed differences over the seeds both columns ran; else Welch over the columns' seeds as "
+           "independent runs; one seed a side: the difference at the seed both ran, its interval from the row's run "
+           "noise (the residual of the columns that ran every seed, assuming the column is as noisy). Each interval "
+           "stands alone: among many, about one in twenty misses the truth by chance.")
+    if reference:
+        how += (f" {reference} share: the published relative change of the column, applied to our baseline's mean; "
+                "the reading says whether an interval holding 0 rules it out.")
+    return how + "\n"
+
+
+def _against(baseline: str) -> str:
+    return f"λ = {baseline}" if baseline[:1].isdigit() or baseline[:1] == "-" else baseline
+
+
 def render_differences(found: list[Difference], metric: Metric, baseline: str = "0", setting: str = "",
                        reference: str = "") -> str:
-    against = f"λ = {baseline}" if baseline[:1].isdigit() or baseline[:1] == "-" else baseline
-    how = ("95% t interval; paired: mean of per-seed differences over the seeds both columns ran, else Welch over "
-           "the columns' seeds as independent runs; one seed a side: the difference at the seed both ran, its "
-           "interval from the row's run noise (the residual of the columns that ran every seed, assuming the column "
-           "is as noisy); each interval on its own, so among many about one in twenty misses the truth by chance")
+    """One metric's differences as a markdown table under a one-line heading (the method: `method`)."""
     shares = any(d.share is not None for d in found)
-    if shares:
-        how += (f"; {reference} share: the published relative change of the column, applied to our baseline's "
-                "mean")
-    lines = [f"{metric.name} difference against {against}{f' ({setting})' if setting else ''} (column − baseline; "
-             f"{how})", "",
+    lines = [f"{metric.name} difference against {_against(baseline)}{f' ({setting})' if setting else ''}", "",
              "| divergence | column | seeds | difference | 95% interval |" + (f" {reference} share |" if shares else "")
              + " reading |", "|---|---|---|---|---|" + ("---|" if shares else "") + "---|"]
     for d in found:
@@ -199,10 +208,10 @@ def verdict(records: list[RunRecord], metrics: list[Metric], against: str, paire
     if baseline not in columns:
         raise UserError(f"--against {against}: no run here is in column {baseline}. Columns present: "
                         f"{', '.join(sorted(columns, key=column_order))}.")
-    parts = []
+    name = reference.name if reference is not None else ""
+    parts = [method(baseline, name)]
     for setting in split_settings(records):
         for metric in metrics:
             found = compare(setting.records, metric, baseline, paired, reference)
-            parts.append(render_differences(found, metric, baseline, setting.label,
-                                            reference.name if reference is not None else ""))
+            parts.append(render_differences(found, metric, baseline, setting.label, name))
     return "".join("\n" + part for part in parts)

@@ -267,6 +267,20 @@ def test_a_one_seed_column_gets_an_interval_from_the_run_noise_of_the_columns_th
     assert found["PMA"].noise_dof is None  # a column with its own seeds keeps its own paired interval
 
 
+def test_a_verdict_says_how_it_was_computed_once_above_every_metric(tmp_path):
+    root = tmp_path / "runs"
+    for seed, (base, pma) in enumerate([(24.0, 23.0), (26.0, 22.0), (22.0, 24.0)]):
+        fake_run(root, "jsd", "static", 0, seed, "done", {"fid": base, "is_mean": 6.0 + seed / 10})
+        fake_run(root, "jsd", "pma", 1.0, seed, "done", {"fid": pma, "is_mean": 6.1 + seed / 10})
+    result = invoke("table", str(root), "--metric", "fid", "--metric", "is", "--against", "0", "--reference",
+                    "tao2019", "-f", "markdown")
+    assert result.returncode == 0, result.output
+    text = " ".join(result.output.split())
+    assert text.count("95% t interval") == 1 and text.count("one in twenty") == 1
+    assert text.count("tao2019 share: the published relative change") == 1
+    assert text.index("95% t interval") < text.index("fid difference") < text.index("is difference")
+
+
 def test_the_row_noise_is_the_residual_of_a_seed_plus_column_least_squares_fit():
     """Against numpy's least squares on indicator columns (an independent fit): residual sum of squares over
     (columns − 1)(seeds − 1); a column missing a seed stays out of the block."""
