@@ -323,7 +323,7 @@ def schedule(
 
     overrides = list(overrides or [])
     if plot:
-        _check_output_path(plot, PLOT_SUFFIXES, "--plot")
+        _check_output_path(plot, PLOT_SUFFIXES, "the figure", "--plot")
     try:
         if compare:  # each schedule composed itself, so anneal.* keys work without an anneal= choice
             configs = {n: compose([*overrides, f"anneal={n}"]) for n in ("pma", "nma", "oa")}
@@ -369,7 +369,7 @@ def curves(
     from gan_anneal.errors import UserError
     from gan_anneal.experiments.curves import plot_curves
 
-    _check_output_path(out, PLOT_SUFFIXES, "curves")
+    _check_output_path(out, PLOT_SUFFIXES, "the curves figure")
     if label and len(label) != len(run_dirs):
         fail(f"--label was given {len(label)} times for {len(run_dirs)} runs; give one per run or none.")
     try:
@@ -440,7 +440,7 @@ def figure(
         fail(f"Unknown figure '{kind}'. Valid choices: kidney.")
     if samples < 1:
         fail(f"--samples must be a positive integer, got {samples}.")
-    _check_output_path(out, PLOT_SUFFIXES, "figure")
+    _check_output_path(out, PLOT_SUFFIXES, "the figure")
     from gan_anneal.errors import UserError
     from gan_anneal.experiments.energy_figure import energy_figure
 
@@ -723,6 +723,8 @@ def table(
                                              "to set one-seed columns beside the same seed of the others."),
     columns: Optional[str] = typer.Option(None, "--columns", help="Only these columns, e.g. --columns=0,PMA,NMA,OA "
                                           "(as for ganneal sweep)."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="With --against: also draw the differences and their "
+                                       "intervals, a panel a metric (PNG, PDF or SVG)."),
 ) -> None:
     """Tabulate runs in the layout of Tao et al. (2019), Table 1: rows divergence, columns λ then PMA/NMA/OA,
     mean ± std over seeds, best per row marked. [dim]Examples: ganneal table runs/cifar10_table --reference
@@ -736,24 +738,34 @@ def table(
         fail(f"--format {fmt!r}: valid are {', '.join(FORMATS)}.")
     if unpaired and against is None:
         fail("--unpaired changes how --against compares columns: add --against 0 (or another column).")
+    if plot and against is None:
+        fail("--plot draws the --against differences: add --against 0 (or another column).")
+    if plot:
+        _check_output_path(plot, PLOT_SUFFIXES, "the figure", "--plot")
     if out:
-        _check_output_path(out, TABLE_SUFFIXES[fmt], f"--format {fmt}")
+        _check_output_path(out, TABLE_SUFFIXES[fmt], f"a --format {fmt} table")
     if not Path(runs_dir).is_dir():
         fail(f"'{runs_dir}' is not a folder. Pass the folder holding the run directories (e.g. runs/cifar10_table).")
     try:
-        tables, text, differences = _tables(runs_dir, fmt, reference, metric, digits,
-                                            {"num_samples": eval_samples, "extractor": extractor}, against, unpaired,
-                                            seed, columns)
+        tables, text, differences, panels = _tables(runs_dir, fmt, reference, metric, digits,
+                                                    {"num_samples": eval_samples, "extractor": extractor}, against,
+                                                    unpaired, seed, columns)
     except UserError as error:
         fail(str(error))
     _print_tables(tables, text, differences, fmt)
+    if plot:
+        from gan_anneal.results.verdict_figure import write_verdict_figure
+
+        baseline, found = panels
+        typer.echo(f"written: {write_verdict_figure(found, baseline, plot, reference or '')}", err=True)
     if out:
         Path(out).write_text(text)
         typer.echo(f"written: {out}", err=True)
 
 
 def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpaired, seeds=None, columns=None):
-    """The tables of the runs under runs_dir, rendered in fmt, and the --against verdict ("" without it)."""
+    """The tables of the runs under runs_dir, rendered in fmt, and the --against verdict ("" without it) with its
+    (baseline, panels) for --plot."""
     from gan_anneal.results.collect import collect_runs, planned_evaluation, planned_grid
     from gan_anneal.results.render import render
     from gan_anneal.results.table import build_tables, check_metrics, default_metrics
@@ -781,16 +793,17 @@ def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpai
         check_metrics(list(metric), records)
     names = list(metric or default_metrics(records, planned_evaluation(runs_dir)))
     tables = build_tables(records, names, reference=ref, planned=planned, digits=digits)
-    text, differences = render(tables, fmt), ""
+    text, differences, panels = render(tables, fmt), "", ("", [])
     if against is not None:
         from gan_anneal.results.compare import verdict
         from gan_anneal.results.table import metric_by_name
 
-        differences = verdict(records, [metric_by_name(m) for m in names], against, paired=not unpaired,
-                              reference=ref)
+        baseline, differences, found = verdict(records, [metric_by_name(m) for m in names], against,
+                                               paired=not unpaired, reference=ref)
+        panels = (baseline, found)
         if fmt == "markdown":  # CSV and LaTeX stay machine-readable: the verdict goes to the terminal only
             text += differences
-    return tables, text, differences
+    return tables, text, differences, panels
 
 
 def _only_columns(text: str, records, planned, ref):
@@ -850,20 +863,20 @@ TABLE_SUFFIXES = {"rich": (".txt",), "markdown": (".md", ".txt"), "csv": (".csv"
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
-def _check_output_path(path: str, suffixes: tuple[str, ...], what: str) -> None:
+def _check_output_path(path: str, suffixes: tuple[str, ...], what: str, flag: str = "--out") -> None:
     """Before any work: the file's folder exists and is writable, and its suffix fits what will be written."""
     from gan_anneal.config import first_writable_problem
 
     target = Path(path).expanduser()
     if target.is_dir():
-        fail(f"--out {path} is a folder; give a file name, e.g. {Path(path) / ('out' + suffixes[0])}.")
+        fail(f"{flag} {path} is a folder; give a file name, e.g. {Path(path) / ('out' + suffixes[0])}.")
     if target.suffix.lower() not in suffixes:
-        fail(f"--out {path}: {what} writes {' or '.join(suffixes)} files; give a name ending in one of them.")
+        fail(f"{flag} {path}: {what} is written as {', '.join(suffixes)}; give a name ending in one of them.")
     if not target.parent.is_dir():
-        fail(f"--out {path}: the folder {target.parent} does not exist. Create it first (mkdir -p {target.parent}).")
+        fail(f"{flag} {path}: the folder {target.parent} does not exist. Create it first (mkdir -p {target.parent}).")
     problem = first_writable_problem(str(target.parent))
     if problem:
-        fail(f"--out {path}: {problem}.")
+        fail(f"{flag} {path}: {problem}.")
 
 
 @app.command()

@@ -169,7 +169,7 @@ def _share(reference: Reference | None, metric: Metric, divergence: str, column:
 
 def method(baseline: str, reference: str = "") -> str:
     """How every difference of a verdict was computed: said once, above the metrics' tables."""
-    how = (f"Each column against {_against(baseline)}: column − baseline, with a 95% t interval. Paired: the mean of "
+    how = (f"Each column against {baseline_label(baseline)}: column − baseline, with a 95% t interval. Paired: the mean of "
            "the per-seed differences over the seeds both columns ran; else Welch over the columns' seeds as "
            "independent runs; one seed a side: the difference at the seed both ran, its interval from the row's run "
            "noise (the residual of the columns that ran every seed, assuming the column is as noisy). Each interval "
@@ -180,7 +180,8 @@ def method(baseline: str, reference: str = "") -> str:
     return how + "\n"
 
 
-def _against(baseline: str) -> str:
+def baseline_label(baseline: str) -> str:
+    """A baseline column as a reader says it: λ = 0, or the schedule's name."""
     return f"λ = {baseline}" if baseline[:1].isdigit() or baseline[:1] == "-" else baseline
 
 
@@ -188,7 +189,7 @@ def render_differences(found: list[Difference], metric: Metric, baseline: str = 
                        reference: str = "") -> str:
     """One metric's differences as a markdown table under a one-line heading (the method: `method`)."""
     shares = any(d.share is not None for d in found)
-    lines = [f"{metric.name} difference against {_against(baseline)}{f' ({setting})' if setting else ''}", "",
+    lines = [f"{metric.name} difference against {baseline_label(baseline)}{f' ({setting})' if setting else ''}", "",
              "| divergence | column | seeds | difference | 95% interval |" + (f" {reference} share |" if shares else "")
              + " reading |", "|---|---|---|---|---|" + ("---|" if shares else "") + "---|"]
     for d in found:
@@ -199,19 +200,21 @@ def render_differences(found: list[Difference], metric: Metric, baseline: str = 
     return "\n".join(lines) + "\n"
 
 
-def verdict(records: list[RunRecord], metrics: list[Metric], against: str, paired: bool = True,
-            reference: Reference | None = None) -> str:
-    """The differences for each metric and each setting of runs (never pooled across settings), as markdown."""
+Panels = list[tuple[str, Metric, list[Difference]]]  # (setting label, metric, its differences)
 
+
+def verdict(records: list[RunRecord], metrics: list[Metric], against: str, paired: bool = True,
+            reference: Reference | None = None) -> tuple[str, str, Panels]:
+    """The baseline column, and the differences for each setting of runs (never pooled across settings) and each
+    metric: as markdown (the method once, then a table a metric) and as panels for `verdict_figure`."""
     baseline = baseline_column(against)
     columns = sorted({r.column for r in records})
     if baseline not in columns:
         raise UserError(f"--against {against}: no run here is in column {baseline}. Columns present: "
                         f"{', '.join(sorted(columns, key=column_order))}.")
+    panels = [(setting.label, metric, compare(setting.records, metric, baseline, paired, reference))
+              for setting in split_settings(records) for metric in metrics]
     name = reference.name if reference is not None else ""
-    parts = [method(baseline, name)]
-    for setting in split_settings(records):
-        for metric in metrics:
-            found = compare(setting.records, metric, baseline, paired, reference)
-            parts.append(render_differences(found, metric, baseline, setting.label, name))
-    return "".join("\n" + part for part in parts)
+    parts = [method(baseline, name)] + [render_differences(found, metric, baseline, label, name)
+                                        for label, metric, found in panels]
+    return baseline, "".join("\n" + part for part in parts), panels

@@ -281,6 +281,44 @@ def test_a_verdict_says_how_it_was_computed_once_above_every_metric(tmp_path):
     assert text.index("95% t interval") < text.index("fid difference") < text.index("is difference")
 
 
+def test_plot_draws_each_difference_its_interval_and_the_share_a_panel_a_metric(tmp_path):
+    """The figure's marks sit where the printed verdict puts them: the point at the difference, the bar's ends at the
+    interval (dashed for a one-seed column's), the cross at the share."""
+    from gan_anneal.metric_names import METRICS
+    from gan_anneal.results.compare import verdict
+    from gan_anneal.results.reference import load_reference
+    from gan_anneal.results.verdict_figure import verdict_figure
+
+    root = tmp_path / "runs"
+    for seed, (base, pma, oa) in enumerate([(24.0, 23.0, 14.0), (26.0, 22.0, 17.0), (22.0, 24.0, 15.0)]):
+        fake_run(root, "jsd", "static", 0, seed, "done", {"fid": base, "is_mean": 6.0 + seed / 10})
+        fake_run(root, "jsd", "pma", 1.0, seed, "done", {"fid": pma, "is_mean": 6.1 + seed / 10})
+        fake_run(root, "jsd", "oa", 1.0, seed, "done", {"fid": oa, "is_mean": 6.3})
+    fake_run(root, "jsd", "static", 1.0, 0, "done", {"fid": 30.0, "is_mean": 5.0})
+    baseline, _, panels = verdict(collect_runs(root), [METRICS["fid"], METRICS["is"]], "0",
+                                  reference=load_reference("tao2019"))
+    fig = verdict_figure(panels, baseline, "tao2019")
+    assert len(fig.axes) == 2
+    found = panels[0][2]
+    lines = [line for line in fig.axes[0].lines if len(line.get_xdata()) == 2 and line.get_color() == "tab:blue"]
+    assert [tuple(line.get_xdata()) for line in lines] == [(pytest.approx(d.low), pytest.approx(d.high))
+                                                           for d in found]
+    assert [line.get_linestyle() for line in lines] == ["--" if d.noise_dof else "-" for d in found]
+    assert found[0].column == "1" and found[0].noise_dof is not None
+    points = [line.get_xdata()[0] for line in fig.axes[0].lines if line.get_marker() == "o"]
+    crosses = [line.get_xdata()[0] for line in fig.axes[0].lines if line.get_marker() == "x" and len(line.get_xdata())]
+    assert points == [pytest.approx(d.difference) for d in found]
+    assert crosses == [pytest.approx(d.share) for d in found if d.share is not None] and crosses
+
+    out = tmp_path / "verdict.png"
+    result = invoke("table", str(root), "--metric", "fid", "--against", "0", "--plot", str(out))
+    assert result.returncode == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", result.output
+    for args, says in ((["--plot", str(out)], "add --against 0"),
+                       (["--against", "0", "--plot", str(tmp_path / "v.txt")], "--plot")):
+        refused = invoke("table", str(root), *args)
+        assert refused.returncode == 2 and says in refused.output and "Traceback" not in refused.output
+
+
 def test_the_row_noise_is_the_residual_of_a_seed_plus_column_least_squares_fit():
     """Against numpy's least squares on indicator columns (an independent fit): residual sum of squares over
     (columns − 1)(seeds − 1); a column missing a seed stays out of the block."""
