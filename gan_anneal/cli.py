@@ -757,7 +757,10 @@ def table(
         from gan_anneal.results.verdict_figure import write_verdict_figure
 
         baseline, found = panels
-        typer.echo(f"written: {write_verdict_figure(found, baseline, plot, reference or '')}", err=True)
+        try:
+            typer.echo(f"written: {write_verdict_figure(found, baseline, plot, reference or '')}", err=True)
+        except OSError as error:  # checked before any work, but a disk can fill or a folder go meanwhile
+            fail(f"--plot {plot}: {error}")
     if out:
         Path(out).write_text(text)
         typer.echo(f"written: {out}", err=True)

@@ -8,12 +8,15 @@ seed-to-seed spread, which on small budgets dwarfs most effects. Otherwise (or w
 difference of the means with a Welch interval (unequal variances, Welch–Satterthwaite degrees of freedom: the
 seeds of the two columns taken as independent runs). Where the column ran one of the baseline's seeds only (a
 static cell at seed 0), the difference at that seed (against λ = 0's mean over seeds it would fold the seed spread
-in), with an interval from **the row's run noise**: the columns of the divergence that ran every one of the
-baseline's seeds (at least two columns and two seeds) form a complete block design, each value seed effect + column
-effect + noise, and the residual mean square estimates one run's noise variance σ² on (columns − 1)(seeds − 1)
-degrees of freedom; a one-seed difference is two runs' noise, so its interval is d ± t·√(2σ²). It assumes the
-column is as noisy as the columns that ran every seed. Without such a block, no interval. The reading says which
-way the interval points in the metric's better direction, or that it holds 0 (within noise).
+in), with an interval from **the row's run noise**: the columns of the divergence that ran the same seeds as the
+baseline (the block with the most degrees of freedom, at least two columns and two seeds) form a complete block
+design, each value seed effect + column effect + noise, and the residual mean square estimates one run's noise
+variance σ² on (columns − 1)(seeds − 1) degrees of freedom; a one-seed difference is two runs' noise, so its
+interval is d ± t·√(2σ²). It assumes the column is as noisy as the block's. The baseline's cell is both in d and in
+the residuals, so the t is approximate, on the safe side (simulated under the model, 2-4 columns × 2-4 seeds: 95.7-
+95.9% coverage). A row's one-seed intervals share that cell, so they move together. Without such a block, or where
+the block shows no noise at all, no interval. The reading says which way the interval points in the metric's
+better direction, or that it holds 0 (within noise).
 
 With a published table (`--reference tao2019`), each difference also gets the reference's **share**: the relative
 change of the same column in the published row, applied to our baseline's mean. It is what the published effect
@@ -94,20 +97,27 @@ def paired_interval(differences: list[float], level: float = 0.95) -> tuple[floa
 
 
 def run_noise(columns: dict[str, dict[int, float]], baseline: str) -> tuple[float, int] | None:
-    """One run's noise variance and its degrees of freedom, from the columns that ran every seed of the baseline
-    (a complete block design, value = seed effect + column effect + noise: the residual mean square); None without
-    two such columns and two seeds (module docstring)."""
-    seeds = sorted(columns.get(baseline, {}))
-    block = [[vals[s] for s in seeds] for vals in columns.values() if set(seeds) <= set(vals)]
-    if len(seeds) < 2 or len(block) < 2:
+    """One run's noise variance and its degrees of freedom: the residual mean square of a complete block (columns
+    that ran the same seeds as the baseline, value = seed effect + column effect + noise), the block with the most
+    degrees of freedom; None without two columns and two seeds, or where the block shows no noise at all (a
+    saturated metric, bit-identical runs), which would make every one-seed difference look certain."""
+    base = set(columns.get(baseline, {}))
+    best = None
+    for seeds in {frozenset(base & set(vals)) for vals in columns.values()}:  # each column's seeds shared with λ = 0
+        block = [[vals[s] for s in sorted(seeds)] for vals in columns.values() if seeds <= set(vals)]
+        dof = (len(block) - 1) * (len(seeds) - 1)
+        if dof > 0 and (best is None or dof > best[1]):
+            best = (block, dof)
+    if best is None:
         return None
+    block, dof = best
     grand = statistics.fmean(v for row in block for v in row)
     column_means = [statistics.fmean(row) for row in block]
-    seed_means = [statistics.fmean(row[j] for row in block) for j in range(len(seeds))]
-    residual = sum((row[j] - column_means[i] - seed_means[j] + grand) ** 2
-                   for i, row in enumerate(block) for j in range(len(seeds)))
-    dof = (len(block) - 1) * (len(seeds) - 1)
-    return residual / dof, dof
+    seed_means = [statistics.fmean(column) for column in zip(*block)]
+    residual = sum((v - column_means[i] - seed_means[j] + grand) ** 2
+                   for i, row in enumerate(block) for j, v in enumerate(row))
+    scale = max(abs(v) for row in block for v in row) or 1.0
+    return (residual / dof, dof) if residual > (1e-9 * scale) ** 2 * len(block) * len(block[0]) else None
 
 
 def baseline_column(text: str) -> str:
@@ -148,11 +158,13 @@ def compare(records: list[RunRecord], metric: Metric, baseline: str = "0", paire
         if r.status == "done" and value is not None and math.isfinite(float(value)):  # a NaN is no sample
             values.setdefault((r.divergence, r.column), {})[r.seed] = float(value)
     found = []
+    noise = {}  # a row's run noise, for its one-seed columns (paired only: Welch carries the seed spread itself)
     for (divergence, column), vals in sorted(values.items(), key=lambda kv: (kv[0][0], column_order(kv[0][1]))):
         base = values.get((divergence, baseline))
         if column != baseline and base:
-            row = {c: v for (div, c), v in values.items() if div == divergence}
-            d = _difference(divergence, column, vals, base, paired, run_noise(row, baseline))
+            if paired and divergence not in noise:
+                noise[divergence] = run_noise({c: v for (div, c), v in values.items() if div == divergence}, baseline)
+            d = _difference(divergence, column, vals, base, paired, noise.get(divergence))
             compared = [base[s] for s in vals if s in base] if d.paired else list(base.values())
             d.share = _share(reference, metric, divergence, column, baseline, statistics.fmean(compared))
             found.append(d)
@@ -172,8 +184,9 @@ def method(baseline: str, reference: str = "") -> str:
     how = (f"Each column against {baseline_label(baseline)}: column − baseline, with a 95% t interval. Paired: the mean of "
            "the per-seed differences over the seeds both columns ran; else Welch over the columns' seeds as "
            "independent runs; one seed a side: the difference at the seed both ran, its interval from the row's run "
-           "noise (the residual of the columns that ran every seed, assuming the column is as noisy). Each interval "
-           "stands alone: among many, about one in twenty misses the truth by chance.")
+           "noise (the residual of the columns that ran the same seeds, assuming the column is as noisy; slightly "
+           "conservative; a row's one-seed intervals all use the baseline's one value, so they move together). Each "
+           "interval stands alone: among many, about one in twenty misses the truth by chance.")
     if reference:
         how += (f" {reference} share: the published relative change of the column, applied to our baseline's mean; "
                 "the reading says whether an interval holding 0 rules it out.")

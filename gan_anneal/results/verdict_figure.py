@@ -13,20 +13,26 @@ from pathlib import Path
 from gan_anneal.figures import pyplot, save_figure  # matplotlib itself is imported when a figure is drawn
 from gan_anneal.results.compare import Difference, Panels, baseline_label
 
+PANELS_ACROSS = 3  # then the next row: four metrics in several settings stay a readable page, not a strip
+
 
 def verdict_figure(panels: Panels, baseline: str, reference: str = ""):
     """A matplotlib figure of the panels `compare.verdict` gives (setting label, metric, differences)."""
     plt = pyplot()
     rows = max((len(found) for _, _, found in panels), default=1)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 0.8 + 0.32 * rows), dpi=100,
+    across = min(len(panels), PANELS_ACROSS)
+    down = -(-len(panels) // across)
+    fig, axes = plt.subplots(down, across, figsize=(4.2 * across, (0.8 + 0.32 * rows) * down), dpi=100,
                              squeeze=False)
-    for ax, (label, metric, found) in zip(axes[0], panels):
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (label, metric, found) in zip(axes.flat, panels):
         _panel(ax, found)
         ax.set_yticks(range(len(found)), [f"{d.divergence} {d.column}" for d in found], fontsize=8)
         ax.invert_yaxis()  # the first row on top, as the table prints it
         better = "higher" if metric.higher_is_better else "lower"
         setting = f" ({label})" if label else ""
-        ax.set_title(f"{metric.label or metric.name} − {baseline_label(baseline)}{setting}, 95%\n{better} is better",
+        ax.set_title(f"{metric.title.split(' (')[0]} − {baseline_label(baseline)}{setting}, 95%\n{better} is better",
                      fontsize=9)
     if reference and any(d.share is not None for _, _, found in panels for d in found):
         axes[0][0].plot([], [], "x", color="tab:red", label=f"{reference} share")
@@ -45,4 +51,5 @@ def _panel(ax, found: list[Difference]) -> None:
 
 
 def write_verdict_figure(panels: Panels, baseline: str, path: str | Path, reference: str = "") -> Path:
+    """Draw the verdict and write it to path (the format from its suffix)."""
     return save_figure(verdict_figure(panels, baseline, reference), path)

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.slurm
+# the cluster's set-up and a requeued job's wait carry their own limits (up to 900 s each), longer than the suite's
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(3600)]
 ROOT = Path(__file__).resolve().parents[2]
 # a toy run long enough to be interrupted: about 10-60 s of one core, depending on the machine
 TOY = ["device.threads=1", "train.log_every=50", "train.checkpoint_every=100000"]
