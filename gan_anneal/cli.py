@@ -747,18 +747,17 @@ def table(
     if not Path(runs_dir).is_dir():
         fail(f"'{runs_dir}' is not a folder. Pass the folder holding the run directories (e.g. runs/cifar10_table).")
     try:
-        tables, text, differences, panels = _tables(runs_dir, fmt, reference, metric, digits,
-                                                    {"num_samples": eval_samples, "extractor": extractor}, against,
-                                                    unpaired, seed, columns)
+        tables, text, (baseline, differences, panels) = _tables(
+            runs_dir, fmt, reference, metric, digits, {"num_samples": eval_samples, "extractor": extractor}, against,
+            unpaired, seed, columns)
     except UserError as error:
         fail(str(error))
     _print_tables(tables, text, differences, fmt)
     if plot:
         from gan_anneal.results.verdict_figure import write_verdict_figure
 
-        baseline, found = panels
         try:
-            typer.echo(f"written: {write_verdict_figure(found, baseline, plot, reference or '')}", err=True)
+            typer.echo(f"written: {write_verdict_figure(panels, baseline, plot, reference or '')}", err=True)
         except OSError as error:  # checked before any work, but a disk can fill or a folder go meanwhile
             fail(f"--plot {plot}: {error}")
     if out:
@@ -767,8 +766,8 @@ def table(
 
 
 def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpaired, seeds=None, columns=None):
-    """The tables of the runs under runs_dir, rendered in fmt, and the --against verdict ("" without it) with its
-    (baseline, panels) for --plot."""
+    """The tables of the runs under runs_dir, rendered in fmt, and the --against verdict as `compare.verdict` gives
+    it, (baseline, markdown, panels) (empty without --against)."""
     from gan_anneal.results.collect import collect_runs, planned_evaluation, planned_grid
     from gan_anneal.results.render import render
     from gan_anneal.results.table import build_tables, check_metrics, default_metrics
@@ -796,17 +795,15 @@ def _tables(runs_dir, fmt, reference, metric, digits, evaluation, against, unpai
         check_metrics(list(metric), records)
     names = list(metric or default_metrics(records, planned_evaluation(runs_dir)))
     tables = build_tables(records, names, reference=ref, planned=planned, digits=digits)
-    text, differences, panels = render(tables, fmt), "", ("", [])
+    text, found = render(tables, fmt), ("", "", [])
     if against is not None:
         from gan_anneal.results.compare import verdict
         from gan_anneal.results.table import metric_by_name
 
-        baseline, differences, found = verdict(records, [metric_by_name(m) for m in names], against,
-                                               paired=not unpaired, reference=ref)
-        panels = (baseline, found)
+        found = verdict(records, [metric_by_name(m) for m in names], against, paired=not unpaired, reference=ref)
         if fmt == "markdown":  # CSV and LaTeX stay machine-readable: the verdict goes to the terminal only
-            text += differences
-    return tables, text, differences, panels
+            text += found[1]
+    return tables, text, found
 
 
 def _only_columns(text: str, records, planned, ref):

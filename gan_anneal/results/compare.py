@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from gan_anneal.errors import UserError
 from gan_anneal.metric_names import Metric
-from gan_anneal.results.collect import RunRecord, column_order
+from gan_anneal.results.collect import RunRecord, column_order, is_static_column
 from gan_anneal.results.reference import Reference
 from gan_anneal.results.settings import split_settings
 
@@ -195,7 +195,7 @@ def method(baseline: str, reference: str = "") -> str:
 
 def baseline_label(baseline: str) -> str:
     """A baseline column as a reader says it: λ = 0, or the schedule's name."""
-    return f"λ = {baseline}" if baseline[:1].isdigit() or baseline[:1] == "-" else baseline
+    return f"λ = {baseline}" if is_static_column(baseline) else baseline
 
 
 def render_differences(found: list[Difference], metric: Metric, baseline: str = "0", setting: str = "",
