@@ -111,6 +111,18 @@ def test_named_sweeps_plan_the_42_run_grid(tmp_path):
     assert "experiment=mnist_cpu" in grid[0].overrides and mnist.evaluate["extractor"] == "ganneal-mnist"
 
 
+def test_mnist_table_more_seeds_are_the_same_cells_at_other_seeds(tmp_path):
+    """The extra seeds land inside the table's folder and are averaged with its cells: same overrides, same
+    evaluation, the verdict's columns only, new seeds."""
+    from gan_anneal.experiments.sweep import load_sweep, plan_jobs
+
+    table, more = load_sweep("mnist_table"), load_sweep("mnist_table_seeds_4-7")
+    assert more.overrides == table.overrides and more.evaluate == table.evaluate
+    assert Path(more.out).parent == Path(table.out) and not set(more.seeds) & set(table.seeds)
+    jobs = plan_jobs(more, tmp_path)
+    assert {j.column for j in jobs} == {"0", "PMA", "NMA", "OA"} and set(more.divergences) <= set(table.divergences)
+
+
 def test_sweep_bad_input_and_missing_prerequisites():
     assert invoke("sweep", "nonesuch").returncode == 2
     result = invoke("sweep", "toy_table", "--columns=7")
