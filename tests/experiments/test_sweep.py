@@ -104,7 +104,7 @@ def test_named_sweeps_plan_the_42_run_grid(tmp_path):
     assert jobs[1].path == str(tmp_path / "rkl" / "static_-0.1_seed1") and jobs[-1].path.endswith("wgan/oa_seed2")
     assert "anneal.lam=-0.1" in jobs[1].overrides and "divergence=rkl" in jobs[1].overrides
     assert len(plan_jobs(load_sweep("toy_table"), tmp_path, seeds=[0])) == 18
-    mnist = load_sweep("mnist_table")  # make mnist-table: 4 columns at seeds 0-3, then the grid at seed 0
+    mnist = load_sweep("mnist_table")  # make mnist-table: 4 columns at seeds 0-3 (and 4-7, next test), the grid at seed 0
     verdict = plan_jobs(mnist, tmp_path, columns=["0", "PMA", "NMA", "OA"])
     grid = plan_jobs(mnist, tmp_path, seeds=[0])
     assert len(verdict) == 48 and len(grid) == 42 and len({j.path for j in verdict} | {j.path for j in grid}) == 78
@@ -112,15 +112,18 @@ def test_named_sweeps_plan_the_42_run_grid(tmp_path):
 
 
 def test_mnist_table_more_seeds_are_the_same_cells_at_other_seeds(tmp_path):
-    """The extra seeds land inside the table's folder and are averaged with its cells: same overrides, same
-    evaluation, the verdict's columns only, new seeds."""
+    """The extra seeds land inside the table's folder, where `ganneal table` pairs them with its cells: the same
+    overrides and evaluation as the table's cell of that column, the verdict's columns only, new seeds."""
     from gan_anneal.experiments.sweep import load_sweep, plan_jobs
 
     table, more = load_sweep("mnist_table"), load_sweep("mnist_table_seeds_4-7")
-    assert more.overrides == table.overrides and more.evaluate == table.evaluate
     assert Path(more.out).parent == Path(table.out) and not set(more.seeds) & set(table.seeds)
-    jobs = plan_jobs(more, tmp_path)
-    assert {j.column for j in jobs} == {"0", "PMA", "NMA", "OA"} and set(more.divergences) <= set(table.divergences)
+    same_cell = {(j.divergence, j.column): j.overrides for j in plan_jobs(table, tmp_path)}
+    jobs = plan_jobs(more, tmp_path / "seeds_4-7")
+    assert {j.column for j in jobs} == {"0", "PMA", "NMA", "OA"} and len(jobs) == 16
+    for job in jobs:  # each extra run is its table cell's command at another seed
+        differs = set(job.overrides) ^ set(same_cell[(job.divergence, job.column)])
+        assert {o.split("=")[0] for o in differs} == {"seed"}, differs
 
 
 def test_sweep_bad_input_and_missing_prerequisites():
